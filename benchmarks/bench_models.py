@@ -72,17 +72,9 @@ def _maxrss_mb() -> float:
 def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, micro: bool) -> dict:
     import torch
 
-    from nwb_ldns.models import (
-        EMA,
-        AutoEncoder,
-        DDPMSchedule,
-        Denoiser,
-        coordinated_dropout,
-        latent_penalty,
-        masked_poisson_nll,
-        micro_batch_size,
-        sample_latents,
-    )
+    from nwb_ldns.config import resolve_config
+    from nwb_ldns.models import EMA, AutoEncoder, DDPMSchedule, Denoiser, micro_batch_size, sample_latents
+    from nwb_ldns.training.steps import autoencoder_step, denoiser_step
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -91,18 +83,13 @@ def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, mi
         model = AutoEncoder(128, hidden=256, latent=8, n_blocks=4, bidirectional=True)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         x = torch.poisson(torch.full((64, 256, 128), 0.2))
-
+        mask = torch.ones(64, 256, 1)
+        cfg = resolve_config("lorenz")["autoencoder"]
+        gen = torch.Generator().manual_seed(0)
         mb = micro_batch_size(model, 256) if micro else 64
 
-        def fn():
-            x_in, dropped = coordinated_dropout(x, 0.2)
-            opt.zero_grad(set_to_none=True)
-            for xs, xi, dr in zip(x.split(mb), x_in.split(mb), dropped.split(mb)):
-                rates, z = model(xi)
-                loss = masked_poisson_nll(rates, xs, dr) + latent_penalty(z, 0.01, 0.01, xs.numel())
-                (loss * (xs.shape[0] / x.shape[0])).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
-            opt.step()
+        def fn():  # the training loop's own step (nwb_ldns.training.steps)
+            autoencoder_step(model, opt, x, mask, cfg, gen, bf16=False, micro=mb)
 
         info["shape"] = (
             f"AE lorenz, batch 64 x 256 bins x 128 units, C 256, 4 bidir blocks; fwd+bwd+AdamW; micro-batch {mb}"
@@ -115,18 +102,12 @@ def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, mi
         sched = DDPMSchedule()
         z0 = torch.randn(512, 256, 8)
 
+        cfg = resolve_config("lorenz")["diffusion"]
+        gen = torch.Generator().manual_seed(0)
         mb = micro_batch_size(model, 256) if micro else 512
 
-        def fn():
-            t = torch.randint(0, 1000, (512,))
-            eps = torch.randn_like(z0)
-            x_t = sched.add_noise(z0, eps, t)
-            opt.zero_grad(set_to_none=True)
-            for xs, ts, es in zip(x_t.split(mb), t.split(mb), eps.split(mb)):
-                loss = torch.nn.functional.mse_loss(model(xs, ts), es)
-                (loss * (xs.shape[0] / 512)).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+        def fn():  # the training loop's own step, then the EMA update as in the loop
+            denoiser_step(model, opt, sched, z0, None, None, cfg, gen, bf16=False, micro=mb)
             ema.update(model)
 
         info["shape"] = (

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from nwb_ldns.errors import SessionContentError
+from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, statistic_agreement
 from nwb_ldns.metrics.bootstrap import protocol_table
 from nwb_ldns.metrics.decoding import RidgeDecoder, r2_score
 from nwb_ldns.metrics.memorisation import memorisation_check
@@ -78,35 +79,52 @@ def behaviour_decoding(train: xr.Dataset, heldout: xr.Dataset, generated: list[x
     }
 
 
+def _agreement_floor(reference: xr.Dataset, bin_width: float, seed: int, maxval: int) -> dict[str, float] | None:
+    """Pearson agreement of one random half of the real trials with the other (what sampling noise allows)."""
+    n = reference.sizes["trial"]
+    if n < 4:
+        return None
+    order = np.random.default_rng(seed).permutation(n)
+    a, b = reference.isel(trial=np.sort(order[: n // 2])), reference.isel(trial=np.sort(order[n // 2:]))
+    return statistic_agreement(a["counts"].values, b["counts"].values, bin_width, real_mask=_mask(a),
+                               model_mask=_mask(b), maxval=maxval)
+
+
 def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] | None = None,
              n_resamples: int = 5, seed: int = 42, maxval: int | None = None, split: str = "train",
              memorisation: bool = True) -> dict:
-    """Headline statistics (bootstrap mean/std and full-set values) of each generated set vs real training trials.
+    """Headline statistics (bootstrap mean/std and full-set values) of each generated set vs the real trials of
+    `split` (the training trials by default, as the reference; "test" compares with held-out trials).
 
-    Also reports the real-vs-real noise floor, per set a memorisation check against held-out real trials, and
-    behaviour-decoding R^2 when the real session has behaviour.
+    Also reports the real-vs-real noise floor, the Pearson agreement of per-neuron statistics the LDNS authors
+    report (with its real-vs-real value: one half of the `split` trials against the other), per set a
+    memorisation check (nearest training trial, against held-out real trials), and behaviour-decoding R^2
+    when the real session has behaviour.
     """
     if not generated:
         raise SessionContentError("no generated sets to evaluate; pass at least one SYNTH.nwb")
     names = list(names) if names else [str(ds.attrs.get("model_name") or f"set{i}") for i, ds in enumerate(generated)]
     if len(names) != len(generated):
         raise SessionContentError(f"{len(names)} names for {len(generated)} generated sets")
-    train = training_trials(real, split)
+    reference = training_trials(real, split)
     notes: list[str] = []
     for name, ds in zip(names, generated):
-        notes += _check_compatible(train, ds, name)
-    bin_width = float(train.attrs["bin_width"])
+        notes += _check_compatible(reference, ds, name)
+    bin_width = float(reference.attrs["bin_width"])
     table = protocol_table(
-        train["counts"].values, [ds["counts"].values for ds in generated], bin_width,
-        real_mask=_mask(train), model_masks=[_mask(ds) for ds in generated],
+        reference["counts"].values, [ds["counts"].values for ds in generated], bin_width,
+        real_mask=_mask(reference), model_masks=[_mask(ds) for ds in generated],
         n_resamples=n_resamples, seed=seed, maxval=maxval,
     )
-    heldout = real.isel(trial=np.flatnonzero(real["split"].values != split))
-    heldout = heldout.isel(trial=np.flatnonzero(heldout["split"].values != "generated"))
+    train = training_trials(real, "train") if split != "train" else reference
+    heldout = real.isel(trial=np.flatnonzero(~np.isin(real["split"].values, ["train", "generated"])))
     results = []
     for name, ds, stats in zip(names, generated, table["models"]):
         entry = {"name": name, "n_trials": int(ds.sizes["trial"]), "n_bins": int(ds.sizes["time"]),
-                 "model_name": str(ds.attrs.get("model_name", "")), **stats}
+                 "model_name": str(ds.attrs.get("model_name", "")), **stats,
+                 "agreement": statistic_agreement(reference["counts"].values, ds["counts"].values, bin_width,
+                                                  real_mask=_mask(reference), model_mask=_mask(ds),
+                                                  maxval=table["maxval"])}
         if memorisation:
             check = memorisation_check(
                 train["counts"].values, ds["counts"].values,
@@ -120,7 +138,7 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
             "source_path": str(real.attrs.get("source_path", "")),
             "source_identifier": str(real.attrs.get("source_identifier", "")),
             "split": split,
-            "n_trials": int(train.sizes["trial"]),
+            "n_trials": int(reference.sizes["trial"]),
             "n_heldout_trials": int(heldout.sizes["trial"]),
             "n_units": int(train.sizes["unit"]),
             "n_bins": int(train.sizes["time"]),
@@ -130,6 +148,7 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
                      "maxval_given": maxval is not None},
         "keys": table["keys"],
         "noise_floor": table["noise_floor"],
+        "agreement_floor": _agreement_floor(reference, bin_width, seed, table["maxval"]),
         "generated": results,
         "decoding": behaviour_decoding(train, heldout, generated),
         "notes": notes,
@@ -199,6 +218,29 @@ def format_table(result: dict) -> str:
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
     s = result["settings"]
+    which = "training" if result["real"]["split"] == "train" else f"held-out '{result['real']['split']}'"
     out.append(f"mean ± std over {s['n_resamples']} bootstrap resamples (seed {s['seed']}) vs "
-               f"{result['real']['n_trials']} real training trials; KDE grid 0..{s['maxval']}")
+               f"{result['real']['n_trials']} real {which} trials; KDE grid 0..{s['maxval']}")
     return "\n".join(out)
+
+
+AGREEMENT_LABELS = {"r_mean_isi": "mean ISI", "r_std_isi": "std ISI", "r_corr_matrix": "corr. matrix",
+                    "r_corr_pairs": "corr. pairs", "r_pop_count_density": "pop. count density"}
+
+
+def agreement_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the Pearson agreement table: the real half-vs-half row first (when there is one)."""
+    header = ["Pearson r vs real"] + [AGREEMENT_LABELS[k] for k in AGREEMENT_KEYS]
+    rows = []
+    if result.get("agreement_floor"):
+        rows.append(["real half vs half"] + [f"{result['agreement_floor'][k]:.4f}" for k in AGREEMENT_KEYS])
+    rows += [[e["name"]] + [f"{e['agreement'][k]:.4f}" for k in AGREEMENT_KEYS] for e in result["generated"]]
+    return header, rows
+
+
+def agreement_lines(result: dict) -> list[str]:
+    """The Pearson agreement table (the LDNS authors' Lorenz check) as plain-text lines."""
+    header, rows = agreement_rows(result)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]

@@ -79,7 +79,7 @@ class AutoEncoder(nn.Module):
         """Counts (or dropout-scaled counts) [B, L, n_units] -> latents [B, L, latent]."""
         if x.dim() != 3 or x.shape[-1] != self.n_units:
             raise ValueError(f"AutoEncoder expects input [batch, time, {self.n_units}], got {tuple(x.shape)}")
-        chunk = x.shape[0] if torch.is_grad_enabled() else inference_chunks(*x.shape[:2], 2 * self.hidden)
+        chunk = x.shape[0] if torch.is_grad_enabled() else inference_chunks(*x.shape[:2], 2 * self.hidden, x.device)
         if chunk < x.shape[0]:  # gradient-free: cache-sized chunks of trials (see layers.inference_chunks)
             return torch.cat([self._encode(part) for part in x.split(chunk)])
         return self._encode(x)

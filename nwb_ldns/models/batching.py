@@ -9,14 +9,20 @@ page-faulted allocation. Chunk sizes below target ~2 MiB (inference) and ~8 MiB 
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 INFERENCE_CHUNK_ELEMENTS = 1 << 19
 TRAINING_CHUNK_ELEMENTS = 1 << 21
 
 
-def inference_chunks(batch: int, length: int, width: int) -> int:
-    """Trials per chunk for gradient-free passes: about INFERENCE_CHUNK_ELEMENTS activations of `width`."""
+def inference_chunks(batch: int, length: int, width: int, device: torch.device | str = "cpu") -> int:
+    """Trials per chunk for gradient-free passes: about INFERENCE_CHUNK_ELEMENTS activations of `width` on CPU.
+
+    On a GPU the whole batch goes at once: there, small chunks only add kernel launches.
+    """
+    if torch.device(device).type != "cpu":
+        return max(1, batch)
     return max(1, min(batch, INFERENCE_CHUNK_ELEMENTS // max(1, length * width)))
 
 

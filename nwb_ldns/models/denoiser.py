@@ -122,7 +122,9 @@ class Denoiser(nn.Module):
         if t.shape != (x_t.shape[0],):
             raise ValueError(f"t must be a scalar or have shape [{x_t.shape[0]}], got {tuple(t.shape)}")
         emb_act = F.gelu(self.embed(t, cond))
-        chunk = x_t.shape[0] if torch.is_grad_enabled() else inference_chunks(*x_t.shape[:2], 2 * self.hidden)
+        chunk = x_t.shape[0]
+        if not torch.is_grad_enabled():
+            chunk = inference_chunks(*x_t.shape[:2], 2 * self.hidden, x_t.device)
         if chunk >= x_t.shape[0]:
             return self._trunk(x_t, emb_act)
         return torch.cat([self._trunk(x, e) for x, e in zip(x_t.split(chunk), emb_act.split(chunk))])

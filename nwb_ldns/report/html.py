@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 
-from nwb_ldns.metrics.evaluate import decoding_lines, table_rows
+from nwb_ldns.metrics.evaluate import agreement_rows, decoding_lines, table_rows
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -71,7 +71,8 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
         "<h2>Statistics (lower is better)</h2>",
         _table(header, rows, floor_rows=1),
         f"<p class='small'>Mean ± std over {settings['n_resamples']} bootstrap resamples (seed {settings['seed']}) of "
-        "each generated set, each compared with all real training trials. Noise floor: a random half of the real "
+        f"each generated set, each compared with all {real['n_trials']} real {html.escape(real['split'])} trials. "
+        "Noise floor: a random half of the real "
         "trials vs the complementary half of a bootstrap resample (ISI columns vs all real trials). KL: "
         f"KL(generated ‖ real) of Scott-KDE population-count distributions on 0..{settings['maxval']}. "
         "RMSE corr (ref.): over the full N×N matrices with the diagonal and upper triangle zeroed (the LDNS "
@@ -79,6 +80,13 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
         "<h3>Full sets (no resampling)</h3>",
         _table(*_full_rows(result)),
     ]
+    agreement_header, agreement = agreement_rows(result)
+    parts += ["<h2>Agreement with the data (higher is better)</h2>",
+              _table(agreement_header, agreement, floor_rows=1 if result.get("agreement_floor") else 0),
+              "<p class='small'>Pearson r between real and generated per-neuron mean and std ISI, correlation "
+              "matrices (lower triangle with zeros, the LDNS authors' convention; 'pairs': distinct pairs only) and "
+              "population-count KDE densities: the check the LDNS authors report for Lorenz (0.9969, 0.9905, 0.9988, "
+              "0.9988). First row: one random half of the real trials against the other.</p>"]
     mem_header, mem_rows = _memorisation_rows(result)
     if mem_rows:
         parts += ["<h2>Memorisation check</h2>", _table(mem_header, mem_rows),

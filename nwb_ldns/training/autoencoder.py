@@ -1,6 +1,6 @@
 """Stage 1: train the S4 autoencoder (ldns-reference.md §2.4) with best-validation checkpoint selection.
 
-Objective per batch: coordinated dropout on the input, full Poisson NLL on the dropped entries (times the padding
+Objective per batch (nwb_ldns.training.steps): coordinated dropout on the input, full Poisson NLL on the dropped entries (times the padding
 mask for variable-length trials), plus the latent L2 / temporal-difference penalty; AdamW, grad-norm clip, cosine
 LR with warm-up stepped per batch. Validation (unmasked input, eval mode) every `val_every` epochs and after the
 last one; the weights of the best validation epoch are what the stage returns (the reference hard-coded epoch 140).
@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from nwb_ldns.models import coordinated_dropout, latent_penalty, masked_poisson_nll
+from nwb_ldns.models import masked_poisson_nll
 from nwb_ldns.training.common import Run, autocast, batches_per_epoch, generator_for, shuffled_batches
 from nwb_ldns.training.schedule import WarmupCosine
 from nwb_ldns.training.state import count_lines, save_checkpoint
+from nwb_ldns.training.steps import autoencoder_step, micro_batch_trials
 
 STAGE = "autoencoder"
 
@@ -69,23 +70,14 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
         start_epoch, best = int(resume["epoch"]), resume["best"]
         run.say(f"resuming the autoencoder at epoch {start_epoch}/{cfg['epochs']}")
 
-    numel_per_trial = counts.shape[1] * counts.shape[2]
+    micro = micro_batch_trials(model, counts.shape[1], run.device)
     bar = run.bar(total=nb * cfg["epochs"], initial=nb * start_epoch, desc="autoencoder")
     for epoch in range(start_epoch, cfg["epochs"]):
         total, seen = 0.0, 0
         for index in shuffled_batches(n, cfg["batch_size"], shuffle_gen):
             x = counts[index].to(run.device, non_blocking=True)
             m = mask[index].to(run.device)[..., None].to(x.dtype)
-            x_in, dropped = coordinated_dropout(x, cfg["mask_prob"], generator=noise_gen)
-            with autocast(run.device, run.bf16):
-                rates, z = model(x_in)
-            rec = masked_poisson_nll(rates.float(), x, dropped * m)
-            loss = rec + latent_penalty(z.float(), cfg["l2_beta"], cfg["td_beta"], len(index) * numel_per_trial,
-                                        lags=cfg["td_lags"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            optimizer.step()
+            loss = autoencoder_step(model, optimizer, x, m, cfg, noise_gen, bf16=run.bf16, micro=micro)
             scheduler.step()
             total += loss.item() * len(index)
             seen += len(index)

@@ -10,26 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nwb_ldns.models import EMA, DDPMSchedule
-from nwb_ldns.training.common import Run, autocast, batches_per_epoch, generator_for, shuffled_batches
+from nwb_ldns.training.common import Run, batches_per_epoch, generator_for, shuffled_batches
 from nwb_ldns.training.schedule import WarmupCosine
 from nwb_ldns.training.state import count_lines, save_checkpoint
+from nwb_ldns.training.steps import denoiser_step, micro_batch_trials
 
 STAGE = "diffusion"
-
-
-def denoising_loss(eps_hat: torch.Tensor, eps: torch.Tensor, kind: str, beta: float,
-                   weight: torch.Tensor | None) -> torch.Tensor:
-    """Elementwise MSE or SmoothL1(beta), times the mask if any, averaged over all entries."""
-    if kind == "mse":
-        per = F.mse_loss(eps_hat, eps, reduction="none")
-    else:
-        per = F.smooth_l1_loss(eps_hat, eps, reduction="none", beta=beta)
-    if weight is not None:
-        per = per * weight
-    return per.mean()
 
 
 def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.Tensor | None,
@@ -59,27 +47,15 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
     latents = latents.to(run.device)
     extra = extra.to(run.device) if extra is not None else None
     cond = cond.to(run.device) if cond is not None else None
+    micro = micro_batch_trials(model, latents.shape[1], run.device)
     bar = run.bar(total=nb * cfg["epochs"], initial=nb * start_epoch, desc="diffusion")
     for epoch in range(start_epoch, cfg["epochs"]):
         total, seen = 0.0, 0
         for index in shuffled_batches(n, cfg["batch_size"], shuffle_gen):
             index = index.to(run.device)
-            x0 = latents[index]
-            t = torch.randint(0, schedule.num_steps, (len(index),), generator=noise_gen, device=run.device)
-            eps = torch.randn(x0.shape, generator=noise_gen, device=run.device)
-            x_t = schedule.add_noise(x0, eps, t)
-            weight = None
-            if extra is not None:
-                e = extra[index]
-                x_t = torch.cat([x_t, e], dim=-1)
-                weight = e[..., :1]
-            with autocast(run.device, run.bf16):
-                eps_hat = model(x_t, t, cond[index] if cond is not None else None)
-            loss = denoising_loss(eps_hat.float(), eps, cfg["loss"], cfg["smoothl1_beta"], weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            optimizer.step()
+            loss = denoiser_step(model, optimizer, schedule, latents[index],
+                                 extra[index] if extra is not None else None,
+                                 cond[index] if cond is not None else None, cfg, noise_gen, bf16=run.bf16, micro=micro)
             scheduler.step()
             ema.update(model)
             total += loss.item() * len(index)

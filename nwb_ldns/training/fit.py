@@ -188,6 +188,22 @@ def plan(session: xr.Dataset, *, preset: str | None = None, overrides: Mapping[s
     }
 
 
+def _finished_stage_lines(log_path: Path) -> int:
+    """Log lines to keep when resuming with no checkpoint: those up to the autoencoder's "done" record, if any.
+
+    Why: a run stopped in the denoiser stage before its first checkpoint restarts that stage, but the finished
+    autoencoder (and its log) stays.
+    """
+    if not log_path.is_file():
+        return 0
+    keep = 0
+    for number, line in enumerate(log_path.read_text().splitlines(), start=1):
+        record = json.loads(line) if line.strip() else {}
+        if record.get("stage") == "autoencoder" and record.get("event") == "done":
+            keep = number
+    return keep
+
+
 def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None = None,
         overrides: Mapping[str, Any] | None = None, resume: bool = False, progress: bool = True,
         overwrite: bool = False, on_epoch_end: EpochCallback | None = None) -> LDNSModel:
@@ -217,7 +233,7 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
             run.say(f"{out_dir} is already fully trained; nothing to resume")
             return LDNSModel.load(out_dir, device=device)
         checkpoint = load_checkpoint(run.checkpoint_dir)
-        truncate_lines(run.log_path, checkpoint["log_lines"] if checkpoint else 0)
+        truncate_lines(run.log_path, checkpoint["log_lines"] if checkpoint else _finished_stage_lines(run.log_path))
     else:
         checkpoint = None
         _clear_output(out_dir, overwrite)

@@ -114,3 +114,28 @@ def test_evaluate_decodes_behaviour_when_present():
     no_behaviour = evaluate(real.drop_vars("behavior"), [good.drop_vars("behavior")], n_resamples=1,
                             memorisation=False)
     assert no_behaviour["decoding"] is None
+
+
+def test_evaluate_against_held_out_trials_with_pearson_agreement(mock_session_path, synth_paths, tmp_path):
+    good, _, _ = synth_paths
+    out = tmp_path / "heldout.json"
+    result = CliRunner().invoke(cli, ["evaluate", str(mock_session_path), str(good), "--json", str(out),
+                                      "--bootstrap", "2", "--reference-split", "test"])
+    assert result.exit_code == 0, result.output
+    assert "held-out 'test' trials" in result.output and "Pearson r vs real" in result.output
+    data = json.loads(out.read_text())
+    from nwb_ldns.data import load_session
+
+    real = load_session(mock_session_path)
+    n_test = int((real["split"].values == "test").sum())
+    assert data["real"]["split"] == "test" and data["real"]["n_trials"] == n_test
+    # the memorisation check still compares with the training trials, held-out = every non-training trial
+    assert data["real"]["n_heldout_trials"] == int((real["split"].values != "train").sum())
+    from nwb_ldns.metrics import statistic_agreement
+
+    test = real.isel(trial=np.flatnonzero(real["split"].values == "test"))
+    expected = statistic_agreement(test["counts"].values, load_session(good)["counts"].values, 0.01,
+                                   maxval=data["settings"]["maxval"])
+    for key, value in expected.items():
+        assert data["generated"][0]["agreement"][key] == pytest.approx(value, rel=1e-12, nan_ok=True)
+    assert set(data["agreement_floor"]) == set(expected)

@@ -1,11 +1,11 @@
-"""Chunked gradient-free passes equal one-piece passes; micro-batch accumulation equals the full-batch gradient."""
+"""Chunked gradient-free passes equal one-piece passes; the micro-batch size rule (steps: tests/training)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nwb_ldns.models import AutoEncoder, Denoiser, coordinated_dropout, latent_penalty, masked_poisson_nll
+from nwb_ldns.models import AutoEncoder, Denoiser
 from nwb_ldns.models import batching, micro_batch_size
 
 
@@ -24,26 +24,6 @@ def test_chunked_inference_equals_one_piece(monkeypatch):
         assert batching.inference_chunks(7, 11, 32) == 2
         assert torch.allclose(den(x, t, c), whole_eps, atol=1e-6)
         assert torch.allclose(ae.encode(counts), whole_z, atol=1e-6)
-
-
-def test_micro_batch_accumulation_matches_full_batch_gradient():
-    torch.manual_seed(1)
-    ae = AutoEncoder(6, hidden=16, latent=4, n_blocks=1)
-    counts = torch.poisson(torch.ones(6, 9, 6))
-    x_in, dropped = coordinated_dropout(counts, 0.3, generator=torch.Generator().manual_seed(0))
-
-    def loss_of(sl):
-        rates, z = ae(x_in[sl])
-        n = counts[sl].numel()
-        return masked_poisson_nll(rates, counts[sl], dropped[sl]) + latent_penalty(z, 0.01, 0.2, n)
-
-    loss_of(slice(None)).backward()
-    full = [p.grad.clone() for p in ae.parameters()]
-    ae.zero_grad()
-    for start in range(0, 6, 2):
-        (loss_of(slice(start, start + 2)) * (2 / 6)).backward()
-    for g_full, p in zip(full, ae.parameters()):
-        assert torch.allclose(p.grad, g_full, atol=1e-5, rtol=1e-4)
 
 
 def test_micro_batch_size_rule():

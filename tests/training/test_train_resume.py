@@ -105,3 +105,23 @@ def test_pack_round_trips_optimizer_and_generator_state():
     gen2.set_state(restored["rng"])
     assert torch.equal(torch.rand(4, generator=gen2), torch.rand(4, generator=gen))
     assert restored["pair"] == (1, 2.5) and restored["best"]["loss"] == float("inf")
+
+
+def test_resume_without_a_checkpoint_keeps_the_finished_autoencoder(reference, session, tmp_path):
+    """Stopped in the denoiser stage with its checkpoints gone: resume redoes that stage only, log included."""
+    ref_dir, ref_model = reference
+    out = tmp_path / "model"
+    with pytest.raises(Killed):
+        fit(session, out, preset="tiny", overrides=RESUME, progress=False, on_epoch_end=_kill_at("diffusion", 1))
+    for child in (out / "checkpoints").iterdir():
+        if child.is_dir():
+            for f in child.iterdir():
+                f.unlink()
+            child.rmdir()
+        else:
+            child.unlink()
+    ae_bytes = (out / "autoencoder.safetensors").read_bytes()
+    resumed = fit(session, out, resume=True, progress=False)
+    assert (out / "autoencoder.safetensors").read_bytes() == ae_bytes  # not retrained
+    _assert_same(_weights(ref_model), _weights(resumed))
+    assert _log(out) == _log(ref_dir)

@@ -1,4 +1,4 @@
-"""`nwb-ldns evaluate REAL.nwb SYNTH.nwb [MORE.nwb ...]`: the paper's statistics vs the real training trials."""
+"""`nwb-ldns evaluate REAL.nwb SYNTH.nwb [MORE.nwb ...]`: the paper's statistics vs real (training or held-out) trials."""
 
 from __future__ import annotations
 
@@ -23,23 +23,28 @@ from nwb_ldns_cli.session_options import load_session_from_options, session_opti
 @click.option("--maxval", type=click.IntRange(min=1), default=None,
               help="End of the population-count KDE grid 0..MAXVAL (default: the largest population count over "
               "the real and all generated sets, as in the reference).")
+@click.option("--reference-split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True,
+              help="Real trials the statistics compare with: the training trials (as the LDNS reference) or "
+              "held-out ones (test/val), which a model never saw.")
 @click.option("--no-memorisation", is_flag=True, help="Skip the nearest-training-trial memorisation check.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--report outputs.")
 @session_options
 def evaluate(real: Path, synthetic: tuple[Path, ...], report_dir: Path | None, json_path: Path | None,
-             n_resamples: int, seed: int, maxval: int | None, no_memorisation: bool, overwrite: bool,
+             n_resamples: int, seed: int, maxval: int | None, reference_split: str, no_memorisation: bool,
+             overwrite: bool,
              **session_opts) -> None:
-    """Compare generated spikes (SYNTH.nwb ...) with the real TRAINING trials of REAL.nwb.
+    """Compare generated spikes (SYNTH.nwb ...) with the real training (or --reference-split) trials of REAL.nwb.
 
     Prints KL of the population-count distribution, RMSE of pairwise correlations (reference convention and
     over distinct pairs), RMSE of per-neuron mean/std ISI and of firing rates: mean ± std over bootstrap
-    resamples, with the real-vs-real noise floor (a random half of the real trials vs the other half). The
+    resamples, with the real-vs-real noise floor (a random half of the real trials vs the other half), and the
+    Pearson r between real and generated per-neuron statistics that the LDNS authors report. The
     session options describe how to read REAL.nwb; generated files are read with their recorded bin width.
     """
     from nwb_ldns.data import load_session
     from nwb_ldns.errors import OutputExistsError
     from nwb_ldns.metrics.evaluate import evaluate as run_evaluate
-    from nwb_ldns.metrics.evaluate import decoding_lines, format_table, json_ready
+    from nwb_ldns.metrics.evaluate import agreement_lines, decoding_lines, format_table, json_ready
 
     for target in (json_path, report_dir):
         if target is not None and Path(target).exists() and not overwrite:
@@ -48,11 +53,14 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], report_dir: Path | None, j
     generated = [load_session(path) for path in synthetic]
     names = _unique_names(synthetic)
     result = run_evaluate(real_ds, generated, names=names, n_resamples=n_resamples, seed=seed, maxval=maxval,
-                          memorisation=not no_memorisation)
+                          split=reference_split, memorisation=not no_memorisation)
     result["real"]["path"] = str(real)
     for entry, path in zip(result["generated"], synthetic):
         entry["path"] = str(path)
     click.echo(format_table(result))
+    click.echo("")
+    for line in agreement_lines(result):
+        click.echo(line)
     for line in decoding_lines(result):
         click.echo(line)
     for note in result["notes"]:
