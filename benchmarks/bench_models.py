@@ -69,7 +69,8 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, micro: bool) -> dict:
+def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, micro: bool,
+             s4_mode: str = "diag") -> dict:
     import torch
 
     from nwb_ldns.config import resolve_config
@@ -80,7 +81,7 @@ def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, mi
     torch.manual_seed(0)
     info: dict = {"case": case}
     if case == "ae_step":
-        model = AutoEncoder(128, hidden=256, latent=8, n_blocks=4, bidirectional=True)
+        model = AutoEncoder(128, hidden=256, latent=8, n_blocks=4, bidirectional=True, s4_mode=s4_mode)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         x = torch.poisson(torch.full((64, 256, 128), 0.2))
         mask = torch.ones(64, 256, 1)
@@ -96,7 +97,7 @@ def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, mi
         )
         steps = 1
     elif case == "denoiser_step":
-        model = Denoiser(8, hidden=64, n_blocks=4)
+        model = Denoiser(8, hidden=64, n_blocks=4, s4_mode=s4_mode)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         ema = EMA(model)
         sched = DDPMSchedule()
@@ -115,7 +116,7 @@ def run_case(case: str, reps: int, threads: int, ddpm_steps: int, full: bool, mi
         )
         steps = 1
     else:
-        model = Denoiser(8, hidden=64, n_blocks=4)
+        model = Denoiser(8, hidden=64, n_blocks=4, s4_mode=s4_mode)
         if case == "sample_ddpm":
             steps = 1000 if full else ddpm_steps
             sched = DDPMSchedule(num_steps=steps)  # same per-step work as the 1000-step schedule
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("--no-micro-batch", action="store_true", help="training steps in one piece (no accumulation)")
     parser.add_argument("--no-chunking", action="store_true",
                         help="also disable the automatic inference chunking (the 'before' figures)")
+    parser.add_argument("--s4-mode", choices=["diag", "dplr"], default="diag", help="S4 kernel of the networks")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args()
@@ -176,13 +178,14 @@ def main() -> None:
             from nwb_ldns.models import batching
 
             batching.INFERENCE_CHUNK_ELEMENTS = 1 << 62
-        info = run_case(cases[0], args.reps, args.threads, args.ddpm_steps, args.full, not args.no_micro_batch)
+        info = run_case(cases[0], args.reps, args.threads, args.ddpm_steps, args.full, not args.no_micro_batch,
+                        args.s4_mode)
         print(json.dumps(info))
         return
     rows = []
     for case in cases:
         cmd = [sys.executable, __file__, "--child", "--case", case, "--reps", str(args.reps),
-               "--threads", str(args.threads), "--ddpm-steps", str(args.ddpm_steps)]
+               "--threads", str(args.threads), "--ddpm-steps", str(args.ddpm_steps), "--s4-mode", args.s4_mode]
         cmd += (["--full"] if args.full else []) + (["--no-micro-batch"] if args.no_micro_batch else [])
         cmd += ["--no-chunking"] if args.no_chunking else []
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]

@@ -48,6 +48,7 @@ _DIFFUSION_COMMON: dict[str, Any] = {
     "hidden": 64,
     "n_blocks": 4,
     "d_state": 64,
+    "s4_mode": "diag",  # "diag" (S4D-LegS) | "dplr" (the reference's full kernel: + P, exactly its parameter count)
     "out_scale": 1.0,  # conv_out down-scaling at init (0.1 for monkey / human)
     "num_steps": 1000,
     "beta_start": 1e-4,
@@ -130,7 +131,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # Allowed string values and numeric ranges, checked after overrides are applied.
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "autoencoder.s4_mode": ("diag",),
+    "autoencoder.s4_mode": ("diag", "dplr"),
+    "diffusion.s4_mode": ("diag", "dplr"),
     "latents.length_mask": ("auto", "on", "off"),
     "diffusion.loss": ("mse", "smoothl1"),
     "training.device": ("auto", "cpu", "cuda"),

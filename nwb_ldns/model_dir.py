@@ -45,6 +45,7 @@ def network_arguments(config: Mapping[str, Any], data: Mapping[str, Any]) -> dic
             "channels": ae["latent"], "hidden": dif["hidden"], "n_blocks": dif["n_blocks"],
             "extra_channels": 1 if data["length_mask"] else 0, "cond_dim": 2 if data.get("condition") else 0,
             "d_state": dif["d_state"], "out_scale": dif["out_scale"],
+            "s4_mode": dif.get("s4_mode", "diag"),  # model directories written before the option existed: diag
         },
     }
 

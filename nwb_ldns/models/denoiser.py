@@ -37,12 +37,12 @@ class EmbeddingMLP(nn.Sequential):
 class DenoiserBlock(nn.Module):
     """adaLN-Zero residual block: modulated norm -> bidirectional S4 -> GELU (gated), modulated norm -> MLP (gated)."""
 
-    def __init__(self, hidden: int, emb_dim: int, d_state: int = 64) -> None:
+    def __init__(self, hidden: int, emb_dim: int, d_state: int = 64, s4_mode: str = "diag") -> None:
         super().__init__()
         self.ada = nn.Linear(emb_dim, 6 * hidden)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
-        self.s4 = S4(hidden, d_state=d_state, bidirectional=True)
+        self.s4 = S4(hidden, d_state=d_state, bidirectional=True, mode=s4_mode)
         self.mlp_in = nn.Linear(hidden, 2 * hidden)
         self.mlp_out = nn.Linear(2 * hidden, hidden)
 
@@ -73,6 +73,7 @@ class Denoiser(nn.Module):
         cond_dim: int = 0,
         d_state: int = 64,
         out_scale: float = 1.0,
+        s4_mode: str = "diag",
     ) -> None:
         super().__init__()
         if channels < 1 or hidden < 4 or n_blocks < 0 or extra_channels < 0 or cond_dim < 0:
@@ -90,7 +91,8 @@ class Denoiser(nn.Module):
         self.conv_in = GroupedLinear(c_in, hidden, groups=groups)
         self.time_embed = EmbeddingMLP(TIMESTEP_FEATURES, emb_dim)
         self.cond_embed = EmbeddingMLP(cond_dim, emb_dim) if cond_dim else None
-        self.blocks = nn.ModuleList(DenoiserBlock(hidden, emb_dim, d_state=d_state) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(DenoiserBlock(hidden, emb_dim, d_state=d_state, s4_mode=s4_mode)
+                                    for _ in range(n_blocks))
         self.conv_out = GroupedLinear(hidden, c_in, groups=groups)
         with torch.no_grad():
             self.conv_out.weight.mul_(out_scale)

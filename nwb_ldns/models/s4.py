@@ -1,8 +1,10 @@
-"""Diagonal S4 (S4D-LegS) time-mixing layer with an FFT convolution, in [batch, time, channel] layout.
+"""S4 time-mixing layer with an FFT convolution, in [batch, time, channel] layout: diagonal (S4D-LegS) or DPLR.
 
-Why diagonal: the reference's DPLR kernel mutates its C parameter in forward and keeps a hidden `l_kernel`
-buffer (ldns-reference.md §2.1, §7.2). The diagonal part of the HiPPO-LegS normal-plus-low-rank form gives a
-kernel that is a plain Vandermonde product, computed for any length from unmutated parameters.
+Why diagonal by default: the reference's DPLR kernel mutates its C parameter in forward and keeps a hidden
+`l_kernel` buffer (ldns-reference.md §2.1, §7.2). The diagonal part of the HiPPO-LegS normal-plus-low-rank form
+gives a kernel that is a plain Vandermonde product, computed for any length from unmutated parameters. mode="dplr"
+keeps the low-rank term as the reference does (same parameters, same count), also computed per length from
+unmutated parameters, at a higher cost per kernel.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from .fftconv import fft_conv, fft_conv_frequency
 
+S4_MODES = ("diag", "dplr")  # diagonal (S4D-LegS, default) or the full diagonal-plus-low-rank kernel of S4
 _CACHE_LENGTHS = 4  # how many sequence lengths keep a cached frequency-domain kernel
 
 
@@ -23,6 +26,16 @@ def legs_diagonal_init(d_state: int) -> tuple[torch.Tensor, torch.Tensor]:
     LegS = S - P P^T with S = -I/2 + (skew-symmetric); S is diagonalised through the Hermitian matrix i*skew.
     Returns (Lambda [d_state/2] complex128 with Re = -1/2 and Im > 0, B [d_state/2] complex128 = V^H b with
     its imaginary part clipped to +-2, as in the reference initialisation).
+    """
+    lam, b, _ = legs_nplr_init(d_state)
+    return lam, b
+
+
+def legs_nplr_init(d_state: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Lambda, B, P) of HiPPO-LegS in the eigenbasis V of its normal part: A = V (diag(Lambda) - P P^H) V^H.
+
+    One of each conjugate pair (the partner of eigenvector v is conj(v), so its entries are the conjugates).
+    P = V^H p with p_n = sqrt(n + 1/2), the rank-1 term of LegS; B as in `legs_diagonal_init`.
     """
     if d_state < 2 or d_state % 2:
         raise ValueError(f"d_state must be an even integer >= 2, got {d_state}")
@@ -34,9 +47,10 @@ def legs_diagonal_init(d_state: int) -> tuple[torch.Tensor, torch.Tensor]:
     lam = -0.5 - 1j * w
     b = v.conj().T @ r.to(torch.complex128)
     keep = torch.argsort(lam.imag, descending=True)[: d_state // 2]  # positive imaginary halves
-    lam, b = lam[keep], b[keep]
+    p = v.conj().T @ (r / math.sqrt(2.0)).to(torch.complex128)
+    lam, b, p = lam[keep], b[keep], p[keep]
     b = torch.complex(b.real, b.imag.clamp(-2.0, 2.0))
-    return lam, b
+    return lam, b, p
 
 
 class S4(nn.Module):
@@ -60,12 +74,12 @@ class S4(nn.Module):
         super().__init__()
         if d_model < 1:
             raise ValueError(f"d_model must be >= 1, got {d_model}")
-        if mode != "diag":
-            raise ValueError(f"S4 mode {mode!r} is not available; use mode='diag' (S4D-LegS kernel)")
+        if mode not in S4_MODES:
+            raise ValueError(f"S4 mode {mode!r} is not available; use one of {', '.join(S4_MODES)}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
         self.d_model, self.d_state, self.bidirectional, self.mode = d_model, d_state, bidirectional, mode
-        lam, b = legs_diagonal_init(d_state)
+        lam, b, p = legs_nplr_init(d_state)
         half = d_state // 2
         channels = 2 if bidirectional else 1
         self.log_A_real = nn.Parameter(torch.log(-lam.real).float().repeat(d_model, 1))  # Re A = -exp(.)
@@ -75,20 +89,55 @@ class S4(nn.Module):
         log_dt = torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
         self.log_dt = nn.Parameter(log_dt)
         self.D = nn.Parameter(torch.randn(d_model))
+        if mode == "dplr":  # the rank-1 term of A = diag(Lambda) - P P^H, one P per channel, trained
+            self.P = nn.Parameter(torch.view_as_real(p.to(torch.complex64)).repeat(d_model, 1, 1).contiguous())
         self._kernel_cache: dict[tuple, torch.Tensor] = {}
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, d_state={self.d_state}, bidirectional={self.bidirectional}, mode={self.mode}"
 
     def kernel(self, length: int) -> torch.Tensor:
-        """Time-domain kernels [channels, d_model, length] (channel 1 = backward branch when bidirectional).
+        """Time-domain kernels [channels, d_model, length] (channel 1 = backward branch when bidirectional)."""
+        if length < 1:
+            raise ValueError(f"sequence length must be >= 1, got {length}")
+        return self._dplr_kernel(length) if self.mode == "dplr" else self._diagonal_kernel(length)
 
-        K[l] = 2 Re(sum_n W_n Abar_n^l) with W = C * Bbar. Writing l = a*M + b, the Vandermonde product becomes
+    def _dplr_kernel(self, length: int) -> torch.Tensor:
+        """K[l] = c Abar^l Bbar for the full DPLR state A = diag(Lambda) - P P^H (bilinear), via its transfer function.
+
+        The truncated kernel's DFT is Khat(z) = ctilde (I - Abar z)^{-1} Bbar at z = exp(-2 pi i k / L) with
+        ctilde = c (I - Abar^L), computed here for the current length (the reference instead rewrote its C
+        parameter in place). With M(z) = (2/dt)(1 - z) I - (1 + z) A, Khat = 2 ctilde M^{-1} B, and Woodbury turns
+        M^{-1} into Cauchy sums over the diagonal, finite at z = -1. Conjugate pairs are expanded to the full
+        state, so the low-rank term couples every mode as in S4.
+        """
+        dt = torch.exp(self.log_dt.float())[:, None]  # [H, 1]
+        lam = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())
+        full = lambda v: torch.cat([v, v.conj()], dim=-1)  # noqa: E731
+        lam, b, p = full(lam), full(torch.view_as_complex(self.B.float())), full(torch.view_as_complex(self.P.float()))
+        c = full(torch.view_as_complex(self.C.float()))  # [ch, H, N]
+        n = lam.shape[-1]
+        eye = torch.eye(n, dtype=lam.dtype, device=lam.device)
+        a_full = torch.diag_embed(lam) - p[:, :, None] * p.conj()[:, None, :]  # [H, N, N]
+        half_dt_a = 0.5 * dt[..., None] * a_full
+        a_bar = torch.linalg.solve(eye - half_dt_a, eye + half_dt_a)
+        c_tilde = torch.einsum("chn,hnm->chm", c, eye - torch.linalg.matrix_power(a_bar, length))
+        freqs = torch.arange(length // 2 + 1, device=lam.device, dtype=torch.float32)
+        z = torch.exp(torch.complex(torch.zeros_like(freqs), -2.0 * math.pi * freqs / length))  # [F]
+        alpha, beta = (2.0 / dt) * (1.0 - z), 1.0 + z  # [H, F], [F]
+        r = 1.0 / (alpha[..., None] - beta[:, None] * lam[:, None, :])  # [H, F, N]
+        c_r_b = torch.einsum("chn,hfn,hn->chf", c_tilde, r, b)
+        c_r_p = torch.einsum("chn,hfn,hn->chf", c_tilde, r, p)
+        p_r_b = torch.einsum("hn,hfn,hn->hf", p.conj(), r, b)
+        p_r_p = torch.einsum("hn,hfn,hn->hf", p.conj(), r, p)
+        k_hat = 2.0 * (c_r_b - beta * c_r_p * p_r_b / (1.0 + beta * p_r_p))
+        return torch.fft.irfft(k_hat, n=length, dim=-1)
+
+    def _diagonal_kernel(self, length: int) -> torch.Tensor:
+        """K[l] = 2 Re(sum_n W_n Abar_n^l) with W = C * Bbar. Writing l = a*M + b, the Vandermonde product becomes
         one real batched GEMM of (W Abar^{aM}) [A x N] with Abar^b [N x M], so only ~2 sqrt(L) complex powers
         per mode are evaluated instead of L.
         """
-        if length < 1:
-            raise ValueError(f"sequence length must be >= 1, got {length}")
         dt = torch.exp(self.log_dt.float())[:, None]
         dtA = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float()) * dt  # [H, N/2]
         denom = 1.0 - 0.5 * dtA

@@ -77,6 +77,7 @@ def test_unknown_key_lists_the_valid_keys():
     ("diffusion.lr", "fast", "float"),
     ("autoencoder.bidirectional", "maybe", "bool"),
     ("diffusion.loss", "l1", "mse"),
+    ("diffusion.s4_mode", "full", "dplr"),
     ("autoencoder.mask_prob", "1.0", "[0, 1)"),
     ("autoencoder.latent", "7", "multiple"),
     ("diffusion.ema_min_value", "0.99999", "ema_max_value"),

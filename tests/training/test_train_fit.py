@@ -174,3 +174,17 @@ def test_session_val_split_is_used(tmp_path):
     assert model.data["val_source"] == "session val split"
     assert model.data["val_trials"] == ds["trial"].values[16:18].tolist()
     assert model.data["n_train"] == 16
+
+
+def test_dplr_option_fits_loads_and_samples(session, tmp_path):
+    """s4_mode=dplr end to end: the extra P parameters are trained, saved, loaded back and used for sampling."""
+    overrides = {**FAST, "autoencoder.epochs": 1, "diffusion.epochs": 1, "autoencoder.s4_mode": "dplr",
+                 "diffusion.s4_mode": "dplr"}
+    model = fit(session, tmp_path / "dplr.ldns", preset="tiny", overrides=overrides, progress=False)
+    names = [n for n, _ in model.denoiser.named_parameters()] + [n for n, _ in model.autoencoder.named_parameters()]
+    assert any(n.endswith("s4.P") for n in names)
+    loaded = LDNSModel.load(tmp_path / "dplr.ldns", device="cpu")
+    assert loaded.denoiser.blocks[0].s4.mode == "dplr" and loaded.autoencoder.blocks[0].s4.mode == "dplr"
+    torch.testing.assert_close(loaded.denoiser.blocks[0].s4.P, model.denoiser.blocks[0].s4.P.cpu())
+    generated = loaded.sample(3, seed=0, sampler="ddim", steps=5, progress=False)
+    assert generated["counts"].shape[0] == 3 and np.isfinite(generated["counts"].values).all()
