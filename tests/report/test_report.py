@@ -40,6 +40,9 @@ def test_report_files_and_overwrite(report_dir):
 
     page = (out / "index.html").read_text()
     assert "noise floor" in page and "model &lt;B&gt;" in page  # names are escaped
+    assert "Agreement with the data" in page and "real half vs half" in page  # the authors' Pearson checks
+    agreement = result["generated"][1]["agreement"]["r_std_isi"]
+    assert f"{agreement:.4f}" in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from the network
     images = sorted(p.name for p in out.glob("*.png"))
     assert len(images) == 8 and all(f'src="{name}"' in page for name in images)
