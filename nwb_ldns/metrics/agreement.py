@@ -26,21 +26,34 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[keep], b[keep])[0, 1])
 
 
+def agreement_statistics(counts, bin_width: float, mask=None) -> dict[str, np.ndarray]:
+    """The per-set statistics the agreement compares: per-neuron ISI mean/std, correlation matrix, count histogram.
+
+    Computed once per set, so a real set compared with several generated sets is summarised only once.
+    """
+    mean_isi, std_isi = isi_statistics(counts, bin_width, mask)
+    return {"mean_isi": mean_isi, "std_isi": std_isi, "corr": correlation_matrix(counts, mask),
+            "hist": _hist(counts, mask)}
+
+
+def agreement_between(real: dict[str, np.ndarray], model: dict[str, np.ndarray], maxval: int) -> dict[str, float]:
+    """Pearson r between two sets' `agreement_statistics`; `maxval` ends the population-count KDE grid."""
+    pairs = np.tril_indices(real["corr"].shape[0], k=-1)
+    return {
+        "r_mean_isi": _pearson(real["mean_isi"], model["mean_isi"]),
+        "r_std_isi": _pearson(real["std_isi"], model["std_isi"]),
+        "r_corr_matrix": _pearson(np.nan_to_num(lower_triangle(real["corr"])),
+                                  np.nan_to_num(lower_triangle(model["corr"]))),
+        "r_corr_pairs": _pearson(real["corr"][pairs], model["corr"][pairs]),
+        "r_pop_count_density": _pearson(kde_from_histogram(real["hist"], maxval),
+                                        kde_from_histogram(model["hist"], maxval)),
+    }
+
+
 def statistic_agreement(real, model, bin_width: float, *, real_mask=None, model_mask=None,
                         maxval: int | None = None) -> dict[str, float]:
     """Pearson r between the data's and the model's per-neuron ISI statistics, correlations and count density."""
-    real_mean, real_std = isi_statistics(real, bin_width, real_mask)
-    model_mean, model_std = isi_statistics(model, bin_width, model_mask)
-    corr_real = correlation_matrix(real, real_mask)
-    corr_model = correlation_matrix(model, model_mask)
-    pairs = np.tril_indices(corr_real.shape[0], k=-1)
     if maxval is None:
         maxval = default_maxval(real, model, masks=[real_mask, model_mask])
-    return {
-        "r_mean_isi": _pearson(real_mean, model_mean),
-        "r_std_isi": _pearson(real_std, model_std),
-        "r_corr_matrix": _pearson(np.nan_to_num(lower_triangle(corr_real)), np.nan_to_num(lower_triangle(corr_model))),
-        "r_corr_pairs": _pearson(corr_real[pairs], corr_model[pairs]),
-        "r_pop_count_density": _pearson(kde_from_histogram(_hist(real, real_mask), maxval),
-                                        kde_from_histogram(_hist(model, model_mask), maxval)),
-    }
+    return agreement_between(agreement_statistics(real, bin_width, real_mask),
+                             agreement_statistics(model, bin_width, model_mask), maxval)

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from nwb_ldns.errors import SessionContentError
-from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, statistic_agreement
+from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, agreement_between, agreement_statistics
 from nwb_ldns.metrics.bootstrap import protocol_table
 from nwb_ldns.metrics.decoding import RidgeDecoder, r2_score
 from nwb_ldns.metrics.memorisation import memorisation_check
@@ -86,8 +86,11 @@ def _agreement_floor(reference: xr.Dataset, bin_width: float, seed: int, maxval:
         return None
     order = np.random.default_rng(seed).permutation(n)
     a, b = reference.isel(trial=np.sort(order[: n // 2])), reference.isel(trial=np.sort(order[n // 2:]))
-    return statistic_agreement(a["counts"].values, b["counts"].values, bin_width, real_mask=_mask(a),
-                               model_mask=_mask(b), maxval=maxval)
+    return agreement_between(_agreement_statistics(a, bin_width), _agreement_statistics(b, bin_width), maxval)
+
+
+def _agreement_statistics(ds: xr.Dataset, bin_width: float) -> dict[str, np.ndarray]:
+    return agreement_statistics(ds["counts"].values, bin_width, _mask(ds))
 
 
 def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] | None = None,
@@ -118,13 +121,13 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
     )
     train = training_trials(real, "train") if split != "train" else reference
     heldout = real.isel(trial=np.flatnonzero(~np.isin(real["split"].values, ["train", "generated"])))
+    reference_stats = _agreement_statistics(reference, bin_width)  # once, shared by every generated set
     results = []
     for name, ds, stats in zip(names, generated, table["models"]):
         entry = {"name": name, "n_trials": int(ds.sizes["trial"]), "n_bins": int(ds.sizes["time"]),
                  "model_name": str(ds.attrs.get("model_name", "")), **stats,
-                 "agreement": statistic_agreement(reference["counts"].values, ds["counts"].values, bin_width,
-                                                  real_mask=_mask(reference), model_mask=_mask(ds),
-                                                  maxval=table["maxval"])}
+                 "agreement": agreement_between(reference_stats, _agreement_statistics(ds, bin_width),
+                                                table["maxval"])}
         if memorisation:
             check = memorisation_check(
                 train["counts"].values, ds["counts"].values,
