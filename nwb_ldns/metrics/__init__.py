@@ -23,6 +23,7 @@ from nwb_ldns.metrics.rates import firing_rates, psth
 from nwb_ldns.metrics.smoothing import gaussian_window, smooth_counts
 from nwb_ldns.metrics.spectral import PCA, power_spectrum, smoothed_pcs
 from nwb_ldns.metrics.temporal import neuron_groups, temporal_correlations
+from nwb_ldns.metrics.verdict import VERDICT_KEYS, equal_size_verdict, set_label, verdict_lines
 
 __all__ = [
     "AGREEMENT_KEYS",
@@ -62,4 +63,8 @@ __all__ = [
     "spike_times",
     "summarise",
     "temporal_correlations",
+    "VERDICT_KEYS",
+    "equal_size_verdict",
+    "set_label",
+    "verdict_lines",
 ]

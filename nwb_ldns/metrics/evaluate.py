@@ -6,17 +6,19 @@ datasets. The result is plain JSON-able data (numbers, strings, lists).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import numpy as np
 import xarray as xr
 
-from nwb_ldns.errors import SessionContentError
+from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, agreement_between, agreement_statistics
 from nwb_ldns.metrics.bootstrap import protocol_table
 from nwb_ldns.metrics.decoding import RidgeDecoder, r2_score
 from nwb_ldns.metrics.memorisation import memorisation_check
 from nwb_ldns.metrics.smoothing import smooth_counts
+from nwb_ldns.metrics.verdict import display_name, equal_size_verdict, is_baseline, pool_trials, set_label
 
 DECODER_SMOOTHING_S = 0.03  # the reference smooths spikes with a 30 ms Gaussian for its monkey analyses
 
@@ -95,20 +97,29 @@ def _agreement_statistics(ds: xr.Dataset, bin_width: float) -> dict[str, np.ndar
 
 def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] | None = None,
              n_resamples: int = 5, seed: int = 42, maxval: int | None = None, split: str = "train",
-             memorisation: bool = True) -> dict:
+             memorisation: bool = True, baselines: list[str] | None = None) -> dict:
     """Headline statistics (bootstrap mean/std and full-set values) of each generated set vs the real trials of
     `split` (the training trials by default, as the reference; "test" compares with held-out trials).
 
     Also reports the real-vs-real noise floor, the Pearson agreement of per-neuron statistics the LDNS authors
     report (with its real-vs-real value: one half of the `split` trials against the other), per set a
     memorisation check (nearest training trial, against held-out real trials), and behaviour-decoding R^2
-    when the real session has behaviour.
+    when the real session has behaviour. `verdict` judges every set on equal-size subsets
+    (nwb_ldns.metrics.verdict); `baselines` names the generated sets that are baselines, besides those whose
+    attrs model_name is not "LDNS".
     """
     if not generated:
         raise SessionContentError("no generated sets to evaluate; pass at least one SYNTH.nwb")
     names = list(names) if names else [str(ds.attrs.get("model_name") or f"set{i}") for i, ds in enumerate(generated)]
+    if len(set(names)) < len(names):  # unique names: the verdict keys wins/losses by name
+        names = [f"{name} #{i}" for i, name in enumerate(names)]
     if len(names) != len(generated):
         raise SessionContentError(f"{len(names)} names for {len(generated)} generated sets")
+    unknown = sorted(set(baselines or []) - set(names))
+    if unknown:
+        raise OptionError(f"baselines {unknown} are not among the generated sets {names}; name generated sets")
+    labels = [set_label(ds.attrs, name) for name, ds in zip(names, generated)]
+    flags = [name in (baselines or []) or is_baseline(ds.attrs) for name, ds in zip(names, generated)]
     reference = training_trials(real, split)
     notes: list[str] = []
     for name, ds in zip(names, generated):
@@ -123,9 +134,9 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
     heldout = real.isel(trial=np.flatnonzero(~np.isin(real["split"].values, ["train", "generated"])))
     reference_stats = _agreement_statistics(reference, bin_width)  # once, shared by every generated set
     results = []
-    for name, ds, stats in zip(names, generated, table["models"]):
-        entry = {"name": name, "n_trials": int(ds.sizes["trial"]), "n_bins": int(ds.sizes["time"]),
-                 "model_name": str(ds.attrs.get("model_name", "")), **stats,
+    for name, label, flag, ds, stats in zip(names, labels, flags, generated, table["models"]):
+        entry = {"name": name, "label": label, "baseline": flag, "n_trials": int(ds.sizes["trial"]),
+                 "n_bins": int(ds.sizes["time"]), "model_name": str(ds.attrs.get("model_name", "")), **stats,
                  "agreement": agreement_between(reference_stats, _agreement_statistics(ds, bin_width),
                                                 table["maxval"])}
         if memorisation:
@@ -135,7 +146,20 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
                 train_mask=_mask(train), generated_mask=_mask(ds),
                 heldout_mask=_mask(heldout) if heldout.sizes["trial"] else None)
             entry["memorisation"] = {k: v for k, v in check.items() if k not in ("generated", "heldout")}
+        warned = _sample_warnings(ds)
+        if warned:
+            entry["sample_warnings"] = warned
+            notes += [f"{name}: sampling warned: {text}" for text in warned]
         results.append(entry)
+    pool, pool_name = pool_trials(real, split)
+    verdict = equal_size_verdict(reference, pool, pool_name, generated, names, labels, flags,
+                                 maxval=table["maxval"], n_resamples=n_resamples, seed=seed)
+    if verdict is None:
+        notes.append("no equal-size verdict: fewer than 2 trials per subset (reference, other real trials or a "
+                     "generated set too small)")
+    elif verdict["fallback"]:
+        notes.append(f"verdict floor from disjoint halves of the '{split}' trials: the session has no other real "
+                     "trials to draw an equal-size floor from")
     return {
         "real": {
             "source_path": str(real.attrs.get("source_path", "")),
@@ -153,10 +177,21 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
         "noise_floor": table["noise_floor"],
         "agreement_floor": _agreement_floor(reference, bin_width, seed, table["maxval"]),
         "generated": results,
+        "verdict": verdict,
         "decoding": behaviour_decoding(train, heldout, generated),
         "notes": notes,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _sample_warnings(ds: xr.Dataset) -> list[str]:
+    """The warnings `nwb_ldns.sample.generate` stored in attrs "sample_warnings" (JSON list text)."""
+    text = ds.attrs.get("sample_warnings") or ""
+    try:
+        values = json.loads(text) if text else []
+    except (TypeError, ValueError):
+        return [str(text)]
+    return [str(v) for v in values] if isinstance(values, list) else [str(values)]
 
 
 def json_ready(obj):
@@ -196,7 +231,8 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     rows = [["real vs real (noise floor)", str(result["real"]["n_trials"] // 2)]
             + [_cell(floor["mean"][k], floor["std"][k]) for k in keys]]
     for entry in result["generated"]:
-        rows.append([entry["name"], str(entry["n_trials"])] + [_cell(entry["mean"][k], entry["std"][k]) for k in keys])
+        rows.append([display_name(entry), str(entry["n_trials"])]
+                    + [_cell(entry["mean"][k], entry["std"][k]) for k in keys])
     return header, rows
 
 
@@ -210,7 +246,7 @@ def decoding_lines(result: dict) -> list[str]:
              f"held-out real {fmt(dec['r2_heldout_real'])}"]
     for entry, r2 in zip(result["generated"], dec["r2_generated"]):
         if r2 is not None:
-            lines.append(f"  {entry['name']}: {fmt(r2)} (its requested behaviour decoded from its spikes)")
+            lines.append(f"  {display_name(entry)}: {fmt(r2)} (its requested behaviour decoded from its spikes)")
     return lines
 
 
@@ -237,7 +273,7 @@ def agreement_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     if result.get("agreement_floor"):
         rows.append(["real half vs half"] + [f"{result['agreement_floor'][k]:.4f}" for k in AGREEMENT_KEYS])
-    rows += [[e["name"]] + [f"{e['agreement'][k]:.4f}" for k in AGREEMENT_KEYS] for e in result["generated"]]
+    rows += [[display_name(e)] + [f"{e['agreement'][k]:.4f}" for k in AGREEMENT_KEYS] for e in result["generated"]]
     return header, rows
 
 

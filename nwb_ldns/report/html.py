@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 
 from nwb_ldns.metrics.evaluate import agreement_rows, decoding_lines, table_rows
+from nwb_ldns.metrics.verdict import display_name, verdict_rows
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -20,6 +21,7 @@ tr.floor { background: #f3f3f3; font-style: italic; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; }
 .small { font-size: 0.85em; color: #555; }
+td.good { background: #d9f2d9; } td.fair { background: #fbe7b5; } td.poor { background: #f6c6c6; }
 """
 
 
@@ -35,7 +37,7 @@ def _table(header: list[str], rows: list[list[str]], floor_rows: int = 0) -> str
 def _full_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     keys = result["keys"]
     header = ["set"] + keys
-    rows = [[g["name"]] + [f"{g['full'][k]:.4g}" if g["full"][k] is not None else "nan" for k in keys]
+    rows = [[display_name(g)] + [f"{g['full'][k]:.4g}" if g["full"][k] is not None else "nan" for k in keys]
             for g in result["generated"]]
     return header, rows
 
@@ -47,13 +49,43 @@ def _memorisation_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     for g in result["generated"]:
         m = g.get("memorisation")
         if m:
-            rows.append([g["name"], f"{m['median_generated']:.3g}", f"{m['median_heldout']:.3g}", m["reference"],
+            rows.append([display_name(g), f"{m['median_generated']:.3g}", f"{m['median_heldout']:.3g}", m["reference"],
                          f"{m['frac_closer_than_heldout_p5']:.3f}", str(m["exact_copies"])])
     return header, rows
 
 
+def _grade(multiple: float | None) -> str:
+    """Cell colour of a multiple of the equal-size floor: <=1.5x green, <=3x amber, else (or unknown) red."""
+    if multiple is None or not multiple == multiple:
+        return "poor"
+    return "good" if multiple <= 1.5 else "fair" if multiple <= 3 else "poor"
+
+
+def _verdict_section(result: dict) -> list[str]:
+    """The Verdict table: multiples of the equal-size floor (coloured) and the baselines each set beats."""
+    header, rows, numbers = verdict_rows(result)
+    if not rows:
+        return []
+    verdict = result["verdict"]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for row, multiples in zip(rows, numbers):
+        cells = [f"<td>{html.escape(row[0])}</td>"]
+        cells += [f'<td class="{_grade(m)}">{html.escape(text)}</td>' for text, m in zip(row[1:-1], multiples)]
+        cells.append(f"<td>{html.escape(row[-1])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    where = ("disjoint halves of the reference trials (the session has no other real trials)" if verdict["fallback"]
+             else f"random {verdict['k']}-trial subsets of the real {html.escape(verdict['pool'])} trials")
+    return ["<h2>Verdict</h2>", f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>",
+            f"<p class='small'>Each statistic of each set as a multiple of the equal-size real-vs-real floor: "
+            f"{verdict['n_resamples']} random {verdict['k']}-trial subsets of each set vs all reference trials, "
+            f"against {where} vs all reference trials. Green: at most 1.5x the floor, amber: at most 3x, red: "
+            "more. 'beats X on KL, corr': lower than baseline X by more than both bootstrap stds.</p>"]
+
+
 def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
-    """The page: metric table with noise floor, full-set values, memorisation, then figures (file, title, caption)."""
+    """The page: metric table with noise floor, full-set values, verdict, agreement, memorisation, then figures
+    (file, title, caption)."""
     real = result["real"]
     settings = result["settings"]
     header, rows = table_rows(result)
@@ -80,6 +112,7 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
         "<h3>Full sets (no resampling)</h3>",
         _table(*_full_rows(result)),
     ]
+    parts += _verdict_section(result)
     agreement_header, agreement = agreement_rows(result)
     parts += ["<h2>Agreement with the data (higher is better)</h2>",
               _table(agreement_header, agreement, floor_rows=1 if result.get("agreement_floor") else 0),

@@ -139,3 +139,41 @@ def test_evaluate_against_held_out_trials_with_pearson_agreement(mock_session_pa
     for key, value in expected.items():
         assert data["generated"][0]["agreement"][key] == pytest.approx(value, rel=1e-12, nan_ok=True)
     assert set(data["agreement_floor"]) == set(expected)
+
+
+def test_evaluate_baseline_option_prints_verdict_and_writes_it(mock_session_path, synth_paths, tmp_path):
+    import json as _json
+
+    from nwb_ldns.export import write_synthetic
+    from nwb_ldns.export.testing import make_generated_dataset
+
+    good, other, _ = synth_paths
+    psth = make_generated_dataset(n_trials=12, n_bins=32, n_units=8, bin_width=0.01, seed=3, rate=2.0)
+    psth.attrs.update(model_name="PSTH-Poisson", model_config=_json.dumps({"baseline": "psth"}), sampler="ancestral",
+                      sampler_steps=0)
+    psth_path = write_synthetic(psth, tmp_path / "psth.nwb")
+    out = tmp_path / "verdict.json"
+    result = CliRunner().invoke(cli, ["evaluate", str(mock_session_path), str(good), "--baseline", str(other),
+                                      "--baseline", str(psth_path), "--json", str(out), "--bootstrap", "2",
+                                      "--no-memorisation"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("verdict: multiples of the equal-size floor"))
+    rows = lines[start + 3:start + 6]
+    assert [r.split(" (")[0] for r in rows] == ["LDNS tiny ddpm-1000", "LDNS tiny ddpm-1000", "PSTH-Poisson"]
+    assert "(synth_a.nwb)" in rows[0] and "(psth.nwb)" in rows[2] and "x" in rows[0] and "floor" in rows[0]
+    data = json.loads(out.read_text())
+    verdict = data["verdict"]
+    n_train = data["real"]["n_trials"]
+    n_pool = 24 - n_train
+    assert verdict["k"] == min(n_train, n_pool, 14, 10, 12) and verdict["pool"] == "val+test"
+    sets = {s["name"]: s for s in verdict["sets"]}
+    # --baseline marks synth_b.nwb (an LDNS file); psth.nwb is a baseline by its model name
+    assert [sets[n]["baseline"] for n in ("synth_a.nwb", "synth_b.nwb", "psth.nwb")] == [False, True, True]
+    assert set(sets["synth_a.nwb"]["beats"]) == {"synth_b.nwb", "psth.nwb"}
+    assert set(sets["synth_a.nwb"]["beats"]["psth.nwb"]) == set(data["keys"])
+    assert sets["psth.nwb"]["label"] == "PSTH-Poisson" and sets["synth_a.nwb"]["label"] == "LDNS tiny ddpm-1000"
+    # the 2x-rate baseline is far off on rates: a large multiple of the floor, and the LDNS set beats it there
+    assert sets["psth.nwb"]["multiple_of_floor"]["rmse_rate_hz"] > 3
+    assert sets["synth_a.nwb"]["beats"]["psth.nwb"]["rmse_rate_hz"]
+    assert [g["baseline"] for g in data["generated"]] == [False, True, True]

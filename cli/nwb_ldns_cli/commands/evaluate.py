@@ -12,7 +12,10 @@ from nwb_ldns_cli.session_options import load_session_from_options, session_opti
 
 @click.command("evaluate")
 @click.argument("real", type=click.Path(exists=True, path_type=Path))
-@click.argument("synthetic", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("synthetic", nargs=-1, required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--baseline", "baseline_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="A generated file that is a baseline (repeatable); evaluated like SYNTH files and named in the "
+              "verdict's 'beats' column. Files whose model is not LDNS (PSTH-Poisson, LDS) count as baselines anyway.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML report (index.html + PNG figures) into this directory.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
@@ -29,7 +32,8 @@ from nwb_ldns_cli.session_options import load_session_from_options, session_opti
 @click.option("--no-memorisation", is_flag=True, help="Skip the nearest-training-trial memorisation check.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--report outputs.")
 @session_options
-def evaluate(real: Path, synthetic: tuple[Path, ...], report_dir: Path | None, json_path: Path | None,
+def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path, ...], report_dir: Path | None,
+             json_path: Path | None,
              n_resamples: int, seed: int, maxval: int | None, reference_split: str, no_memorisation: bool,
              overwrite: bool,
              **session_opts) -> None:
@@ -38,30 +42,41 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], report_dir: Path | None, j
     Prints KL of the population-count distribution, RMSE of pairwise correlations (reference convention and
     over distinct pairs), RMSE of per-neuron mean/std ISI and of firing rates: mean ± std over bootstrap
     resamples, with the real-vs-real noise floor (a random half of the real trials vs the other half), and the
-    Pearson r between real and generated per-neuron statistics that the LDNS authors report. The
+    Pearson r between real and generated per-neuron statistics that the LDNS authors report. Then the verdict:
+    every set's statistics as multiples of an equal-size real-vs-real floor, and which baselines it beats. The
     session options describe how to read REAL.nwb; generated files are read with their recorded bin width.
     """
     from nwb_ldns.data import load_session
     from nwb_ldns.errors import OutputExistsError
     from nwb_ldns.metrics.evaluate import evaluate as run_evaluate
     from nwb_ldns.metrics.evaluate import agreement_lines, decoding_lines, format_table, json_ready
+    from nwb_ldns.metrics.verdict import verdict_lines
 
+    if not synthetic and not baseline_paths:
+        raise click.UsageError("Missing argument 'SYNTHETIC...': give at least one generated file (or --baseline)")
     for target in (json_path, report_dir):
         if target is not None and Path(target).exists() and not overwrite:
             raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it or choose another path")
     real_ds = load_session_from_options(real, **session_opts)
-    generated = [load_session(path) for path in synthetic]
-    names = _unique_names(synthetic)
+    paths = tuple(synthetic) + tuple(baseline_paths)
+    generated = [_with_provenance(load_session(path), path) for path in paths]
+    names = _unique_names(paths)
     result = run_evaluate(real_ds, generated, names=names, n_resamples=n_resamples, seed=seed, maxval=maxval,
-                          split=reference_split, memorisation=not no_memorisation)
+                          split=reference_split, memorisation=not no_memorisation,
+                          baselines=names[len(synthetic):])
     result["real"]["path"] = str(real)
-    for entry, path in zip(result["generated"], synthetic):
+    for entry, path in zip(result["generated"], paths):
         entry["path"] = str(path)
     click.echo(format_table(result))
     click.echo("")
     for line in agreement_lines(result):
         click.echo(line)
     for line in decoding_lines(result):
+        click.echo(line)
+    lines = verdict_lines(result)
+    if lines:
+        click.echo("")
+    for line in lines:
         click.echo(line)
     for note in result["notes"]:
         click.echo(f"note: {note}")
@@ -76,6 +91,22 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], report_dir: Path | None, j
 
         write_report(report_dir, real_ds, generated, result, overwrite=overwrite)
         click.echo(f"wrote {Path(report_dir) / 'index.html'}")
+
+
+PROVENANCE_FIELDS = ("model_name", "model_config", "sampler", "sampler_steps", "seed")
+
+
+def _with_provenance(ds, path: Path):
+    """The file's ndx-ldns provenance fields as attrs (load_session keeps only source_* attrs), for set labels."""
+    from nwb_ldns.data.opening import open_nwb
+
+    with open_nwb(path) as opened:
+        meta = (opened.nwbfile.lab_meta_data or {}).get("ldns_provenance")
+        for field in PROVENANCE_FIELDS if meta is not None else ():
+            value = getattr(meta, field, None)
+            if value is not None and field not in ds.attrs:
+                ds.attrs[field] = value if isinstance(value, str) else int(value)
+    return ds
 
 
 def _unique_names(paths: tuple[Path, ...]) -> list[str]:
