@@ -37,6 +37,9 @@ _AUTOENCODER_COMMON: dict[str, Any] = {
     "batch_size": 512,
     "val_every": 5,  # validation every k epochs (and after the last epoch); best checkpoint kept
     "checkpoint_every": 10,  # resume checkpoint every N epochs (and at the end of the stage)
+    "patience": 0,  # early stopping: stop after this many validations without improvement (0 = off; ours)
+    "rate_offset": "off",  # "psth": decoder adds the smoothed train PSTH as a log-rate offset (ours; fixed length)
+    "offset_smoothing_bins": 1.0,  # Gaussian std (bins) of the PSTH smoothing for rate_offset=psth (0 = none)
 }
 
 _LATENTS_COMMON: dict[str, Any] = {
@@ -65,8 +68,12 @@ _DIFFUSION_COMMON: dict[str, Any] = {
     "ema_power": 2.0 / 3.0,
     "ema_min_value": 0.0,
     "ema_max_value": 0.9999,
-    "condition": None,  # name of a per-trial angle variable (radians), e.g. "trial_angle"; None = unconditional
+    "condition": None,  # name of a per-trial variable, e.g. "trial_angle" / "trial_condition"; None = unconditional
+    "condition_kind": "auto",  # "angle" (radians, cos/sin) | "category" (one-hot; ours) | "auto" (from the values)
     "checkpoint_every": 50,
+    "sample_clip": None,  # clamp the clean-latent estimate at every sampling step to +-this (ours; None = off)
+    "val_every": 0,  # validation denoising loss (EMA weights, fixed draws) every k epochs; 0 = never (ours)
+    "patience": 0,  # early stopping after this many validations without improvement (0 = off; ours)
 }
 
 _TRAINING_COMMON: dict[str, Any] = {
@@ -129,18 +136,70 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# `auto`: sized from the session (auto_overrides); these are its shape-independent values (ours, not the reference).
+PRESETS["auto"] = _preset(
+    autoencoder={"hidden": 64, "latent": 8, "n_blocks": 2, "d_state": 32, "bidirectional": True, "mask_prob": 0.3,
+                 "l2_beta": 0.01, "td_beta": 0.01, "lr": 2e-3, "epochs": 200, "warmup_epochs": 5,
+                 "horizon_factor": 1.0, "batch_size": 32, "val_every": 2, "checkpoint_every": 10, "patience": 10,
+                 "rate_offset": "psth", "offset_smoothing_bins": 1.0},
+    latents={"clip": 5.0},
+    diffusion={"hidden": 64, "n_blocks": 2, "d_state": 32, "lr": 2e-3, "epochs": 400, "warmup_epochs": 10,
+               "horizon_factor": 1.0, "batch_size": 64, "checkpoint_every": 25, "val_every": 10, "patience": 0,
+               "sample_clip": 5.0},
+)
+
+AUTO_AE_STEPS = 1500  # autoencoder optimiser steps at most (early stopping usually ends sooner)
+AUTO_DENOISER_STEPS = 3000
+AUTO_AE_SECONDS = 60.0  # and at most about this long on 2 CPU cores (nwb_ldns.training.timing)
+AUTO_DENOISER_SECONDS = 90.0
+
+
+def _epochs(n_train: int, batch: int, max_steps: int, seconds: float, step_s: float, minimum: int) -> int:
+    steps = min(max_steps, int(seconds / step_s))
+    return max(minimum, steps // math.ceil(n_train / batch))
+
+
+def auto_overrides(n_train: int, n_bins: int, n_units: int, variable_length: bool = False) -> dict[str, Any]:
+    """The `auto` preset's shape-dependent values: widths from the units, batch sizes and epochs from the trials.
+
+    Why: the reference presets are sized for thousands of trials and a GPU; on a few hundred trials and 2 cores
+    they overfit the autoencoder, run for many minutes and under-train the denoiser. Budgets are in optimiser
+    steps, capped by an estimated time (AUTO_*_SECONDS), so the fit time follows the data size.
+    """
+    from nwb_ldns.training.timing import step_seconds
+
+    base = PRESETS["auto"]
+    hidden = 64 if n_units <= 64 else 128
+    latent = 8 if n_units >= 16 else 4
+    ae_batch = int(min(64, max(8, n_train // 4)))
+    dn_batch = int(min(32, max(16, n_train // 4)))
+    ae_step = step_seconds(ae_batch, n_bins, hidden, base["autoencoder"]["n_blocks"])
+    dn_step = step_seconds(dn_batch, n_bins, base["diffusion"]["hidden"], base["diffusion"]["n_blocks"])
+    ae_epochs = _epochs(n_train, ae_batch, AUTO_AE_STEPS, AUTO_AE_SECONDS, ae_step, 10)
+    ae_nb = math.ceil(n_train / ae_batch)
+    return {
+        "autoencoder.hidden": hidden, "autoencoder.latent": latent, "autoencoder.batch_size": ae_batch,
+        "autoencoder.epochs": ae_epochs,
+        "autoencoder.val_every": max(1, min(round(20 / ae_nb), ae_epochs // 20 or 1)),
+        "autoencoder.rate_offset": "off" if variable_length else "psth",
+        "diffusion.batch_size": dn_batch,
+        "diffusion.epochs": _epochs(n_train, dn_batch, AUTO_DENOISER_STEPS, AUTO_DENOISER_SECONDS, dn_step, 20),
+    }
+
+
 # Allowed string values and numeric ranges, checked after overrides are applied.
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "autoencoder.rate_offset": ("off", "psth"),
     "autoencoder.s4_mode": ("diag", "dplr"),
     "diffusion.s4_mode": ("diag", "dplr"),
+    "diffusion.condition_kind": ("auto", "angle", "category"),
     "latents.length_mask": ("auto", "on", "off"),
     "diffusion.loss": ("mse", "smoothl1"),
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("auto", "fp32", "bf16"),
 }
-_NULLABLE: dict[str, type] = {"latents.clip": float, "diffusion.condition": str}
-_POSITIVE_INT = {"hidden", "latent", "d_state", "epochs", "batch_size", "val_every", "checkpoint_every",
-                 "num_steps", "td_lags"}
+_NULLABLE: dict[str, type] = {"latents.clip": float, "diffusion.condition": str, "diffusion.sample_clip": float}
+_POSITIVE_INT = {"hidden", "latent", "d_state", "epochs", "batch_size", "checkpoint_every", "num_steps", "td_lags"}
 _POSITIVE_FLOAT = {"lr", "grad_clip", "horizon_factor", "ema_power", "smoothl1_beta", "out_scale", "beta_start",
                    "beta_end", "ema_max_value"}
 
@@ -217,6 +276,13 @@ def _check_ranges(flat: Mapping[str, Any]) -> None:
             raise OptionError(f"--set {section}.warmup_epochs and {section}.weight_decay must be >= 0")
     if not 0.0 <= flat["autoencoder.mask_prob"] < 1.0:
         raise OptionError("--set autoencoder.mask_prob must be in [0, 1)")
+    if flat["autoencoder.val_every"] < 1:
+        raise OptionError("--set autoencoder.val_every must be a positive integer")
+    for key in ("autoencoder.patience", "diffusion.patience", "diffusion.val_every", "autoencoder.offset_smoothing_bins"):
+        if flat[key] < 0:
+            raise OptionError(f"--set {key} must be >= 0")
+    if flat["diffusion.patience"] and not flat["diffusion.val_every"]:
+        raise OptionError("--set diffusion.patience needs validation: also --set diffusion.val_every=K (K >= 1)")
     if flat["autoencoder.n_blocks"] < 0 or flat["diffusion.n_blocks"] < 1:
         raise OptionError("--set autoencoder.n_blocks must be >= 0 and diffusion.n_blocks >= 1")
     if flat["autoencoder.hidden"] % flat["autoencoder.latent"]:
@@ -245,13 +311,21 @@ def parse_set_options(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     return overrides
 
 
-def resolve_config(preset: str = "lorenz", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The preset's config with dotted-key (or nested-dict) overrides applied, type-checked and range-checked."""
+DEFAULT_PRESET = "auto"
+
+
+def resolve_config(preset: str = "lorenz", overrides: Mapping[str, Any] | None = None,
+                   shape: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The preset's config with dotted-key (or nested-dict) overrides applied, type-checked and range-checked.
+
+    shape (n_train, n_bins, n_units, variable_length) sizes the `auto` preset; explicit overrides win over it.
+    """
     if preset not in PRESETS:
         raise OptionError(f"unknown preset {preset!r}; choose one of {', '.join(preset_names())}")
     config = copy.deepcopy(PRESETS[preset])
     defaults = flatten(config)
-    for key, value in flatten(overrides or {}).items():
+    sized = auto_overrides(**shape) if preset == "auto" and shape else {}
+    for key, value in {**sized, **flatten(overrides or {})}.items():
         if key not in defaults:
             valid = ", ".join(sorted(defaults))
             raise OptionError(f"unknown config key {key!r} in --set; valid keys: {valid}")

@@ -26,3 +26,8 @@ class OptionError(NWBLDNSError):
 
 class OutputExistsError(NWBLDNSError):
     """The output exists and --overwrite was not given."""
+
+
+class GeneratedRangeWarning(UserWarning):
+    """Generated latents or spike counts lie outside what the model saw in training (an under-trained or
+    diverging denoiser); the samples are kept, but their statistics should be checked before use."""

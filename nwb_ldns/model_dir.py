@@ -32,6 +32,13 @@ FORMAT_VERSION = 1
 WEIGHT_FILES = ("autoencoder.safetensors", "denoiser.safetensors")
 
 
+def _cond_dim(data: Mapping[str, Any]) -> int:
+    """Width of the denoiser's cond input: the condition's "dim" (one-hot classes); 2 (cos, sin) for an angle
+    and for model directories written before conditions recorded "dim"; 0 when unconditional."""
+    condition = data.get("condition")
+    return int(condition.get("dim", 2)) if condition else 0
+
+
 def network_arguments(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Constructor arguments of the two networks, from the resolved config and the data description."""
     ae, dif = config["autoencoder"], config["diffusion"]
@@ -40,10 +47,11 @@ def network_arguments(config: Mapping[str, Any], data: Mapping[str, Any]) -> dic
             "n_units": int(data["n_units"]), "hidden": ae["hidden"], "latent": ae["latent"],
             "n_blocks": ae["n_blocks"], "bidirectional": ae["bidirectional"], "d_state": ae["d_state"],
             "s4_mode": ae["s4_mode"],
+            "offset_bins": int(data["n_bins"]) if ae.get("rate_offset", "off") == "psth" else 0,
         },
         "denoiser": {
             "channels": ae["latent"], "hidden": dif["hidden"], "n_blocks": dif["n_blocks"],
-            "extra_channels": 1 if data["length_mask"] else 0, "cond_dim": 2 if data.get("condition") else 0,
+            "extra_channels": 1 if data["length_mask"] else 0, "cond_dim": _cond_dim(data),
             "d_state": dif["d_state"], "out_scale": dif["out_scale"],
             "s4_mode": dif.get("s4_mode", "diag"),  # model directories written before the option existed: diag
         },
@@ -196,9 +204,14 @@ class LDNSModel:
 
     # ------------------------------------------------------------------------------------------------ sampling
     def sample(self, n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-               lengths: int | Sequence[int] | None = None, conditions: Sequence[float] | None = None,
-               batch_size: int = 512, progress: bool = True):
-        """Generate `n` trials as an xarray.Dataset in the session schema (split "generated"); see nwb_ldns.sample."""
+               lengths: int | Sequence[int] | None = None,
+               conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
+               progress: bool = True):
+        """Generate `n` trials as an xarray.Dataset in the session schema (split "generated"); see nwb_ldns.sample.
+
+        conditions: angle model -- one angle (radians) or n (default uniform in (-pi, pi)); category model -- one
+        label (str) or n labels, or "uniform" / "from-data" (default: "from-data", the train class frequencies).
+        """
         from nwb_ldns.sample import generate
 
         return generate(self, n, seed=seed, sampler=sampler, steps=steps, lengths=lengths, conditions=conditions,

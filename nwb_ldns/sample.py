@@ -5,12 +5,15 @@ attributes of docs/CONTRACT.md, so `write_synthetic` can turn it into NWB withou
 Variable-length models sample in their full window with a centred length-mask channel and keep the centred
 valid bins (ldns-reference.md §3.5); fixed-length models can be sampled at any length (length generalisation,
 §3.6), one group of equal lengths at a time. Everything random comes from one seeded CPU generator.
+After sampling, the standardised latents (and, when the model records it, the mean spike count) are checked
+against the training range; a model that diverges gets a `GeneratedRangeWarning` and attrs "sample_warnings".
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -20,7 +23,8 @@ import xarray as xr
 
 from nwb_ldns import __version__
 from nwb_ldns.data.schema import make_session_dataset
-from nwb_ldns.errors import OptionError
+from nwb_ldns.errors import GeneratedRangeWarning, OptionError
+from nwb_ldns.training.conditions import condition_tensor, sample_categories
 from nwb_ldns.training.latents import centre_offsets, length_mask_channel, unstandardise
 
 if TYPE_CHECKING:
@@ -57,18 +61,24 @@ def _lengths(model: "LDNSModel", n: int, lengths: int | Sequence[int] | None, ge
     return arr, "given"
 
 
-def _conditions(model: "LDNSModel", n: int, conditions: Sequence[float] | None, gen: torch.Generator
-                ) -> tuple[np.ndarray | None, str]:
+def _conditions(model: "LDNSModel", n: int, conditions: Sequence[float] | Sequence[str] | str | None,
+                gen: torch.Generator) -> tuple[np.ndarray | None, str]:
     spec = model.data.get("condition")
     if not spec:
         if conditions is not None:
             raise OptionError("this model is unconditional; drop the conditions (train with "
-                              "--set diffusion.condition=trial_<angle column> to condition on an angle)")
+                              "`nwb-ldns fit --condition COLUMN` to condition on a trial column)")
         return None, ""
+    if spec.get("kind") == "category":  # labels (str), drawn or checked against the train classes
+        return sample_categories(spec, n, conditions, gen)
     if conditions is None:
         angles = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
         return angles.numpy(), "uniform(-pi, pi)"
-    angles = np.asarray(conditions, dtype=np.float64).reshape(-1)
+    try:
+        angles = np.asarray(conditions, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise OptionError(f"this model is conditioned on the angle {spec['variable']}; give angles in radians, "
+                          f"got {conditions!r}") from None
     if angles.size == 1:
         angles = np.full(n, angles[0])
     if angles.size != n or not np.all(np.isfinite(angles)):
@@ -85,9 +95,71 @@ def _decode(model: "LDNSModel", zs: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return z.float().cpu(), rates
 
 
+LATENT_STD_RANGE = (0.5, 2.0)  # the training latents are standardised: per-channel std 1
+ABS_MAX_FACTOR = 1.5  # generated max |z| above this multiple of the training max (or clip) is out of range
+COUNT_FACTOR = 1.5  # generated mean count per bin more than this factor off the training mean
+ADVICE = "train longer, use --preset auto, or check the samples with nwb-ldns evaluate"
+
+
+class _LatentRange:
+    """Running per-channel moments and max |z| of the generated standardised latents over valid bins."""
+
+    def __init__(self, channels: int) -> None:
+        self.n, self.abs_max = 0, 0.0
+        self.sum, self.sq = np.zeros(channels), np.zeros(channels)
+
+    def add(self, zs: torch.Tensor, valid: torch.Tensor) -> None:
+        values = zs.double().numpy()[valid.numpy()]  # [valid bins, channel]
+        if values.size:
+            self.n += values.shape[0]
+            self.sum += values.sum(0)
+            self.sq += (values ** 2).sum(0)
+            self.abs_max = max(self.abs_max, float(np.abs(values).max()))
+
+    def std(self) -> np.ndarray:
+        mean = self.sum / max(self.n, 1)
+        return np.sqrt(np.maximum(self.sq / max(self.n, 1) - mean ** 2, 0.0))
+
+
+ABS_MAX_FLOOR = 4.5
+
+
+def range_warnings(latent_stats: dict[str, Any], abs_max: float, channel_std: Sequence[float],
+                   mean_count_per_bin: float) -> list[str]:
+    """Messages for generated latents/counts outside the training range (empty when all is in range).
+
+    Rules: max |z| > 1.5 x latent_stats["standardised_abs_max"] (or x "clip" when the latents were clipped);
+    a channel's std outside [0.5, 2] (training std is 1); mean count per bin and unit more than 1.5x off
+    latent_stats["train_mean_count_per_bin"] when the model records it.
+    """
+    out = []
+    limit = latent_stats.get("standardised_abs_max") or latent_stats.get("clip")
+    if limit:  # a few thousand standard-normal values reach |z| ~ 3.5-4.5; samples may exceed that by chance
+        limit = max(float(limit), ABS_MAX_FLOOR)
+    if limit and abs_max > ABS_MAX_FACTOR * float(limit):
+        what = "training max" if latent_stats.get("standardised_abs_max") else "training clip"
+        out.append(f"generated standardised latents reach |z| = {abs_max:.3g}, above {ABS_MAX_FACTOR:g} x the "
+                   f"{what} {float(limit):.3g}: the denoiser leaves the training range; {ADVICE}")
+    std = np.asarray(channel_std, dtype=np.float64)
+    low, high = LATENT_STD_RANGE
+    bad = np.flatnonzero(~((std >= low) & (std <= high)))
+    if bad.size:
+        listed = ", ".join(f"{int(c)}: {std[c]:.3g}" for c in bad[:8]) + (", ..." if bad.size > 8 else "")
+        out.append(f"generated standardised latents have per-channel std outside [{low:g}, {high:g}] (training: "
+                   f"1) in {bad.size} of {std.size} channels ({listed}); {ADVICE}")
+    train_mean = latent_stats.get("train_mean_count_per_bin")
+    if train_mean and np.isfinite(mean_count_per_bin):
+        ratio = mean_count_per_bin / float(train_mean)
+        if not (1 / COUNT_FACTOR <= ratio <= COUNT_FACTOR):
+            out.append(f"generated mean spike count per bin and unit {mean_count_per_bin:.3g} is {ratio:.2g} x the "
+                       f"training mean {float(train_mean):.3g}; {ADVICE}")
+    return out
+
+
 def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
-             lengths: int | Sequence[int] | None = None, conditions: Sequence[float] | None = None,
-             batch_size: int = 512, progress: bool = True) -> xr.Dataset:
+             lengths: int | Sequence[int] | None = None,
+             conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
+             progress: bool = True) -> xr.Dataset:
     """`n` generated trials (counts, rates, latents, mask) with provenance attrs; see the module docstring."""
     from nwb_ldns.models import DDPMSchedule, sample_latents
     from nwb_ldns.models.diffusion import DEFAULT_DDIM_STEPS
@@ -99,7 +171,7 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     n, batch_size = int(n), int(batch_size)
     gen = torch.Generator().manual_seed(int(seed))
     trial_lengths, length_source = _lengths(model, n, lengths, gen)
-    angles, condition_source = _conditions(model, n, conditions, gen)
+    cond_values, condition_source = _conditions(model, n, conditions, gen)  # angles or class labels
     cfg = model.config["diffusion"]
     schedule = DDPMSchedule(cfg["num_steps"], cfg["beta_start"], cfg["beta_end"])
     n_latent = int(model.config["autoencoder"]["latent"])
@@ -110,6 +182,7 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     rates = np.zeros_like(counts)
     latents = np.zeros((n, max_len, n_latent), np.float32)
     used_steps = schedule.num_steps if sampler == "ddpm" else None
+    observed = _LatentRange(n_latent)
 
     # batches of trials with the same sampling window (variable-length models: always the training window)
     if model.data["length_mask"]:
@@ -122,10 +195,11 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
             lens = torch.from_numpy(trial_lengths[idx])
             extra = length_mask_channel(lens, window) if model.data["length_mask"] else None
             cond = None
-            if angles is not None:
-                cond = torch.from_numpy(np.stack([np.cos(angles[idx]), np.sin(angles[idx])], 1).astype(np.float32))
+            if cond_values is not None:
+                cond = condition_tensor(model.data["condition"], cond_values[idx])
             zs = sample_latents(model.denoiser, schedule, (idx.size, sample_len, n_latent), sampler=sampler,
-                                steps=steps, generator=gen, extra=extra, cond=cond, progress=progress).float().cpu()
+                                steps=steps, generator=gen, extra=extra, cond=cond, progress=progress,
+                                clip_x0=cfg.get("sample_clip")).float().cpu()
             if model.data["length_mask"]:  # keep the centred valid bins, left-align them like the source trials
                 left = centre_offsets(lens, window)
                 pos = (left[:, None] + torch.arange(max_len)[None, :]).clamp(max=window - 1)
@@ -134,6 +208,7 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
                 zs = torch.nn.functional.pad(zs, (0, 0, 0, max_len - sample_len))
             z, lam = _decode(model, zs)
             valid = (torch.arange(max_len)[None, :] < lens[:, None])[..., None]
+            observed.add(zs, valid[..., 0])
             lam = lam * valid
             counts[idx] = torch.poisson(lam, generator=gen).numpy()
             rates[idx] = lam.numpy()
@@ -142,11 +217,16 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
         used_steps = len(schedule.ddim_timesteps(DEFAULT_DDIM_STEPS if steps is None else int(steps)))
 
     mask = np.arange(max_len)[None, :] < trial_lengths[:, None]
+    mean_count = float(counts.sum() / max(int(mask.sum()) * n_units, 1))
+    messages = range_warnings(model.latent_stats, observed.abs_max, observed.std(), mean_count)
+    for message in messages:
+        warnings.warn(message, GeneratedRangeWarning, stacklevel=3)
     attrs = provenance_attrs(model, seed=int(seed), sampler=sampler, steps=int(used_steps),
-                             conditioning=_conditioning_text(model, angles, condition_source, length_source))
+                             conditioning=_conditioning_text(model, cond_values, condition_source, length_source))
+    attrs["sample_warnings"] = json.dumps(messages)
     extra_trial = {}
-    if angles is not None:
-        extra_trial[model.data["condition"]["variable"]] = angles
+    if cond_values is not None:  # the source's trial column (labels as str for a category)
+        extra_trial[model.data["condition"]["variable"]] = cond_values
     unit_vars = {k: np.asarray(v) for k, v in model.data.get("unit_vars", {}).items()}
     ds = make_session_dataset(counts, model.data["bin_width"], mask=mask, split=np.full(n, "generated"),
                               unit_ids=np.asarray(model.data["unit_ids"]), time_offset=model.data["time_offset"],
@@ -157,9 +237,15 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     return ds
 
 
-def _conditioning_text(model: "LDNSModel", angles: np.ndarray | None, condition_source: str, length_source: str) -> str:
+def _conditioning_text(model: "LDNSModel", values: np.ndarray | None, condition_source: str, length_source: str) -> str:
     parts: dict[str, Any] = {}
-    if angles is not None:
+    spec = model.data.get("condition") or {}
+    if values is not None and spec.get("kind") == "category":
+        parts["category"] = {"variable": spec["variable"], "kind": "category", "encoding": "one_hot",
+                             "classes": list(spec["classes"]), "source": condition_source}
+        if condition_source == "label":
+            parts["category"]["label"] = str(values[0])
+    elif values is not None:
         parts["angle"] = {"variable": model.data["condition"]["variable"], "encoding": "cos_sin",
                           "source": condition_source}
     if model.data["length_mask"]:

@@ -211,7 +211,41 @@ def describe_session(path: str | os.PathLike) -> dict[str, Any]:
             )
         info["default_bin_width"] = default_width
         info["suggestions"] = _suggestions(info, dict(trials), default_width)
+        for suggestion in info["suggestions"]:
+            suggestion.update(_fit_estimate(info, suggestion["options"], default_width))
     return info
+
+
+def _fit_estimate(info: dict[str, Any], options: dict[str, Any], bin_width: float) -> dict[str, Any]:
+    """Approximate session shape of a suggestion and the default (`auto`) fit's estimated time on 2 CPU cores."""
+    from nwb_ldns.config import resolve_config
+    from nwb_ldns.training.timing import estimate_fit_seconds
+
+    if info["units_tables"]:
+        n_units = int(info["units_tables"][0]["n_units"])
+    elif info["count_series"] and len(info["count_series"][0]["shape"]) > 1:
+        n_units = int(info["count_series"][0]["shape"][1])
+    else:
+        return {}
+    if "window_length" in options:
+        span = info["units_tables"][0]["time_range"] if info["units_tables"] else None
+        if not span:
+            return {}
+        n_trials = int((span[1] - span[0]) // options["window_length"])
+        n_bins = n_bins_in(options["window_length"], bin_width)
+    else:
+        table = next((t for t in info["trial_tables"]
+                      if t["path"] == options.get("trials_table") or t["path"] == f"intervals/{options.get('trials_table')}"),
+                     None)
+        if table is None or table["duration"] is None:
+            return {}
+        n_trials = int(table["n_rows"])
+        window = options.get("window")
+        n_bins = n_bins_in(window[1] - window[0], bin_width) if window else n_bins_in(table["duration"]["max"], bin_width)
+    n_train = max(2, int(round(0.7 * n_trials * 0.9)))  # the seeded 70% train split, less the held-out val part
+    shape = {"n_train": n_train, "n_bins": max(1, n_bins), "n_units": n_units}
+    seconds = estimate_fit_seconds(resolve_config("auto", shape=shape), n_train, shape["n_bins"])["total"]
+    return {"shape": {"trials": n_trials, "bins": shape["n_bins"], "units": n_units}, "estimated_fit_s": seconds}
 
 
 def _is_behaviour(path: str, series) -> bool:

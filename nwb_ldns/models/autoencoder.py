@@ -57,6 +57,7 @@ class AutoEncoder(nn.Module):
         bidirectional: bool = True,
         d_state: int = 64,
         s4_mode: str = "diag",
+        offset_bins: int = 0,
     ) -> None:
         super().__init__()
         if n_units < 1 or hidden < 1 or latent < 1 or n_blocks < 0:
@@ -74,6 +75,25 @@ class AutoEncoder(nn.Module):
         self.bottleneck = GroupedLinear(hidden, latent, groups=latent)
         self.unbottleneck = GroupedLinear(latent, hidden, groups=latent)
         self.decoder_out = nn.Linear(hidden, n_units)
+        if offset_bins > 0:  # a fixed per-bin, per-unit log-rate offset (the smoothed train PSTH): see set_rate_offset
+            self.register_buffer("rate_offset", torch.zeros(offset_bins, n_units))
+        else:
+            self.rate_offset = None
+
+    @torch.no_grad()
+    def set_rate_offset(self, mean_counts: torch.Tensor, floor: float = 1e-4) -> None:
+        """Make decode(0 modulation) start from the train PSTH: offset = softplus^-1(PSTH) per bin and unit.
+
+        Why: with few trials the latents otherwise spend their capacity (and the diffusion model its accuracy) on
+        the trial-averaged time course, which a PSTH estimates directly; the latents then carry the trial-to-trial
+        variability only (our option, not in the reference).
+        """
+        if self.rate_offset is None:
+            raise ValueError("this autoencoder was built without a rate offset (offset_bins=0)")
+        if tuple(mean_counts.shape) != tuple(self.rate_offset.shape):
+            raise ValueError(f"PSTH of shape {tuple(mean_counts.shape)} for an offset of {tuple(self.rate_offset.shape)}")
+        rate = mean_counts.to(self.rate_offset).clamp_min(floor)
+        self.rate_offset.copy_(rate + torch.log(-torch.expm1(-rate)))  # inverse softplus, stable for small rates
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Counts (or dropout-scaled counts) [B, L, n_units] -> latents [B, L, latent]."""
@@ -94,7 +114,13 @@ class AutoEncoder(nn.Module):
         """Latents [B, L, latent] -> Poisson rates [B, L, n_units] (softplus of the decoder output)."""
         if z.dim() != 3 or z.shape[-1] != self.latent:
             raise ValueError(f"decode expects latents [batch, time, {self.latent}], got {tuple(z.shape)}")
-        return F.softplus(self.decoder_out(F.gelu(self.unbottleneck(z))))
+        out = self.decoder_out(F.gelu(self.unbottleneck(z)))
+        if self.rate_offset is not None:
+            if z.shape[1] > self.rate_offset.shape[0]:
+                raise ValueError(f"this autoencoder's PSTH offset covers {self.rate_offset.shape[0]} bins; it cannot "
+                                 f"decode {z.shape[1]} bins (sample at the training length)")
+            out = out + self.rate_offset[: z.shape[1]]
+        return F.softplus(out)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)

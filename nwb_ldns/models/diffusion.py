@@ -47,14 +47,20 @@ class DDPMSchedule:
         return abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
 
     def step(
-        self, eps_hat: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None
+        self, eps_hat: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None,
+        clip_x0: float | None = None,
     ) -> torch.Tensor:
-        """One ancestral step x_t -> x_{t-1} (§3.3): posterior mean from x0_hat (no clipping) + fixed_small noise."""
+        """One ancestral step x_t -> x_{t-1} (§3.3): posterior mean from x0_hat + fixed_small noise.
+
+        clip_x0: clamp x0_hat to [-clip_x0, clip_x0] (None: no clipping, the reference).
+        """
         t = self._check_t(t)
         abar_t = float(self.alphas_cumprod[t])
         abar_prev = float(self.alphas_cumprod[t - 1]) if t > 0 else 1.0
         beta_t, alpha_t = float(self.betas[t]), float(self.alphas[t])
         x0_hat = (x_t - (1.0 - abar_t) ** 0.5 * eps_hat) / abar_t**0.5
+        if clip_x0 is not None:
+            x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
         mean = (abar_prev**0.5 * beta_t / (1.0 - abar_t)) * x0_hat + (
             alpha_t**0.5 * (1.0 - abar_prev) / (1.0 - abar_t)
         ) * x_t
@@ -70,12 +76,19 @@ class DDPMSchedule:
         ts = np.round(np.arange(self.num_steps, 0, -self.num_steps / steps)).astype(np.int64) - 1
         return [int(v) for v in ts[:steps]]
 
-    def ddim_step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor) -> torch.Tensor:
-        """Deterministic DDIM (eta = 0) from t to t_prev (t_prev = -1 means abar = 1, the clean sample)."""
+    def ddim_step(self, eps_hat: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
+                  clip_x0: float | None = None) -> torch.Tensor:
+        """Deterministic DDIM (eta = 0) from t to t_prev (t_prev = -1 means abar = 1, the clean sample).
+
+        clip_x0: clamp x0_hat and use the noise consistent with the clamped x0_hat (None: no clipping).
+        """
         t = self._check_t(t)
         abar_t = float(self.alphas_cumprod[t])
         abar_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
         x0_hat = (x_t - (1.0 - abar_t) ** 0.5 * eps_hat) / abar_t**0.5
+        if clip_x0 is not None:
+            x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
+            eps_hat = (x_t - abar_t**0.5 * x0_hat) / (1.0 - abar_t) ** 0.5
         return abar_prev**0.5 * x0_hat + (1.0 - abar_prev) ** 0.5 * eps_hat
 
 
@@ -96,6 +109,7 @@ def sample_latents(
     extra: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
     progress: bool = False,
+    clip_x0: float | None = None,
 ) -> torch.Tensor:
     """Draw standardised latents [B, L, C] from pure noise.
 
@@ -103,6 +117,7 @@ def sample_latents(
     "ddim": deterministic DDIM (eta 0) with `steps` steps (default 50). `extra` [B, L, E] is concatenated to
     x_t at every step; `cond` [B, cond_dim] goes to the embedding. Runs in eval mode under inference_mode,
     so every S4 kernel is computed once per length; the module's train/eval state is restored afterwards.
+    clip_x0: clamp each step's clean-latent estimate to [-clip_x0, clip_x0] (our option; None = reference).
     """
     if sampler not in SAMPLERS:
         raise OptionError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -140,10 +155,10 @@ def sample_latents(
                 inp = torch.cat([x, extra_d], dim=-1) if extra_d is not None else x
                 eps = denoiser(inp, t_batch, cond_d)
                 if sampler == "ddpm":
-                    x = schedule.step(eps, t, x, generator)
+                    x = schedule.step(eps, t, x, generator, clip_x0=clip_x0)
                 else:
                     t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-                    x = schedule.ddim_step(eps, t, t_prev, x)
+                    x = schedule.ddim_step(eps, t, t_prev, x, clip_x0=clip_x0)
     finally:
         denoiser.train(was_training)
     return x.clone()

@@ -21,6 +21,7 @@ from nwb_ldns.training.state import count_lines, save_checkpoint
 from nwb_ldns.training.steps import autoencoder_step, micro_batch_trials
 
 STAGE = "autoencoder"
+EARLY_STOP_REL_TOL = 1e-3  # an improvement smaller than this fraction of the best loss does not reset patience
 
 
 @torch.no_grad()
@@ -60,7 +61,7 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
     scheduler = WarmupCosine(optimizer, cfg["lr"], nb, cfg["epochs"], cfg["warmup_epochs"], cfg["horizon_factor"])
     shuffle_gen = generator_for(torch.device("cpu"), seed)
     noise_gen = generator_for(run.device, seed + 1)
-    start_epoch, best = 0, {"val_poisson_nll": math.inf, "epoch": 0, "weights": None}
+    start_epoch, best = 0, {"val_poisson_nll": math.inf, "epoch": 0, "weights": None, "stale": 0, "stopped": False}
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -73,6 +74,8 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
     micro = micro_batch_trials(model, counts.shape[1], run.device)
     bar = run.bar(total=nb * cfg["epochs"], initial=nb * start_epoch, desc="autoencoder")
     for epoch in range(start_epoch, cfg["epochs"]):
+        if best.get("stopped"):
+            break
         total, seen = 0.0, 0
         for index in shuffled_batches(n, cfg["batch_size"], shuffle_gen):
             x = counts[index].to(run.device, non_blocking=True)
@@ -90,11 +93,19 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
         if done % cfg["val_every"] == 0 or done == cfg["epochs"]:
             losses = validation_losses(model, val["counts"], val["mask"], cfg["batch_size"], run, val.get("rates"))
             improved = losses["val_poisson_nll"] < best["val_poisson_nll"] or best["weights"] is None
+            significant = losses["val_poisson_nll"] < best["val_poisson_nll"] - EARLY_STOP_REL_TOL * abs(best["val_poisson_nll"])
+            stale = 0 if significant else best.get("stale", 0) + 1
             if improved:
                 best = {"val_poisson_nll": losses["val_poisson_nll"], "epoch": done,
                         "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            best["stale"] = stale
+            best["stopped"] = bool(cfg.get("patience")) and stale >= cfg["patience"]
             run.log({"stage": STAGE, "epoch": done, **losses, "best": improved})
-        if done % cfg["checkpoint_every"] == 0 or done == cfg["epochs"]:
+            if best["stopped"]:
+                run.log({"stage": STAGE, "epoch": done, "event": "early_stop", "best_epoch": best["epoch"]})
+                bar.total = bar.n  # the bar ends here, not at the configured epochs
+                bar.refresh()
+        if done % cfg["checkpoint_every"] == 0 or done == cfg["epochs"] or best.get("stopped"):
             save_checkpoint(run.checkpoint_dir, f"{STAGE}-epoch{done:05d}", {
                 "stage": STAGE, "epoch": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -104,5 +115,6 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
         run.epoch_done(STAGE, done)
     bar.close()
     summary = {"best_epoch": best["epoch"], "best_val_poisson_nll": best["val_poisson_nll"],
-               "steps": scheduler.step_count, "final_lr_factor": scheduler.factor()}
+               "steps": scheduler.step_count, "final_lr_factor": scheduler.factor(),
+               "early_stopped": bool(best.get("stopped"))}
     return best["weights"], summary

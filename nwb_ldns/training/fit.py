@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,14 +19,16 @@ import numpy as np
 import torch
 import xarray as xr
 
-from nwb_ldns.config import flatten, resolve_config
+from nwb_ldns.config import DEFAULT_PRESET, flatten, resolve_config
 from nwb_ldns.data.schema import validate_session_dataset
 from nwb_ldns.errors import OptionError, OutputExistsError, SessionContentError
 from nwb_ldns.model_dir import FORMAT, LDNSModel, build_networks, model_description, state_bytes, write_bytes
 from nwb_ldns.training.autoencoder import train_autoencoder
+from nwb_ldns.training.conditions import condition_tensor, describe_condition
 from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, resolve_device, use_bf16
 from nwb_ldns.training.diffusion import train_denoiser
-from nwb_ldns.training.latents import build_latent_set, encode
+from nwb_ldns.training.latents import apply_latent_set, build_latent_set, encode
+from nwb_ldns.training.quality import fit_quality, train_psth
 from nwb_ldns.training.state import load_checkpoint, truncate_lines, write_json
 
 
@@ -69,12 +72,9 @@ def describe_data(session: xr.Dataset, config: Mapping[str, Any], train: np.ndar
                               "fixed-length sessions (use --set latents.length_mask=auto)")
     condition = None
     name = config["diffusion"]["condition"]
-    if name is not None:
-        if name not in session or session[name].dims != ("trial",) or session[name].dtype.kind not in "fiu":
-            numeric = [v for v in session.data_vars if session[v].dims == ("trial",) and session[v].dtype.kind in "fiu"]
-            raise OptionError(f"diffusion.condition={name!r} is not a numeric per-trial variable of the session; "
-                              f"choose one of {numeric or 'none available'} or --set diffusion.condition=none")
-        condition = {"variable": name, "kind": "angle", "encoding": "cos_sin", "dim": 2}
+    if name is not None:  # an angle or a category (nwb_ldns.training.conditions); configs from before
+        kind = config["diffusion"].get("condition_kind", "angle")  # condition_kind existed only had angles
+        condition = describe_condition(session, name, kind, train, val)
     attrs = session.attrs
     return {
         "n_units": int(session.sizes["unit"]),
@@ -110,6 +110,8 @@ def _tensors(session: xr.Dataset, positions: np.ndarray) -> dict[str, torch.Tens
 def _conditions(session: xr.Dataset, data: Mapping[str, Any], positions: np.ndarray) -> torch.Tensor | None:
     if not data["condition"]:
         return None
+    if data["condition"].get("kind") == "category":
+        return condition_tensor(data["condition"], session[data["condition"]["variable"]].values[positions])
     angles = np.asarray(session[data["condition"]["variable"]].values[positions], dtype=np.float64)
     if not np.all(np.isfinite(angles)):
         raise SessionContentError(f"condition variable {data['condition']['variable']} has NaN/inf for some train "
@@ -169,8 +171,7 @@ def plan(session: xr.Dataset, *, preset: str | None = None, overrides: Mapping[s
     from nwb_ldns.models import count_parameters
 
     validate_session_dataset(session)
-    config = resolve_config(preset or "lorenz", overrides)
-    train_pos, val_pos, val_source = split_indices(session, config["training"]["val_fraction"], int(config["seed"]))
+    config, (train_pos, val_pos, val_source) = sized_config(session, preset or DEFAULT_PRESET, overrides)
     data = describe_data(session, config, train_pos, val_pos, val_source)
     torch.manual_seed(int(config["seed"]))
     autoencoder, denoiser = build_networks(config, data)
@@ -186,6 +187,18 @@ def plan(session: xr.Dataset, *, preset: str | None = None, overrides: Mapping[s
         "steps": steps,
         "device": str(resolve_device(config["training"]["device"])),
     }
+
+
+def sized_config(session: xr.Dataset, preset: str, overrides: Mapping[str, Any] | None
+                 ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, str]]:
+    """The resolved config (the `auto` preset sized from the session's train split) and the train/val split."""
+    base = resolve_config(preset, overrides)
+    split = split_indices(session, base["training"]["val_fraction"], int(base["seed"]))
+    if preset != "auto":
+        return base, split
+    shape = {"n_train": int(split[0].size), "n_bins": int(session.sizes["time"]),
+             "n_units": int(session.sizes["unit"]), "variable_length": not bool(session["mask"].values.all())}
+    return resolve_config(preset, overrides, shape=shape), split
 
 
 def _finished_stage_lines(log_path: Path) -> int:
@@ -209,16 +222,19 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
         overwrite: bool = False, on_epoch_end: EpochCallback | None = None) -> LDNSModel:
     """Train an LDNS model on the session's train split and write it to `out_dir`; return the loaded model.
 
-    preset: default "lorenz". resume=True continues the run in `out_dir` from its newest checkpoint with the
+    preset: default "auto" (sized from the session). resume=True continues the run in `out_dir` from its newest checkpoint with the
     saved config (preset and overrides must not change it). overwrite=True replaces an existing model directory.
     `on_epoch_end(stage, epoch)` runs after every epoch's checkpoint (raise in it to stop training).
     """
     validate_session_dataset(session)
     out_dir = Path(out_dir)
     described = _resume_description(out_dir, preset, overrides) if resume else None
-    config = described["config"] if described else resolve_config(preset or "lorenz", overrides)
+    if described:
+        config = described["config"]
+        train_pos, val_pos, val_source = split_indices(session, config["training"]["val_fraction"], int(config["seed"]))
+    else:
+        config, (train_pos, val_pos, val_source) = sized_config(session, preset or DEFAULT_PRESET, overrides)
     seed = int(config["seed"])
-    train_pos, val_pos, val_source = split_indices(session, config["training"]["val_fraction"], seed)
     data = describe_data(session, config, train_pos, val_pos, val_source)
     cond = _conditions(session, data, train_pos)
     device = resolve_device(config["training"]["device"])
@@ -252,7 +268,17 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
         run.log({"event": "start", "device": str(device), "bf16": run.bf16, "n_train": data["n_train"],
                  "n_val": data["n_val"], "val_source": val_source,
                  "parameters": {"autoencoder": count_parameters(autoencoder), "denoiser": count_parameters(denoiser)}})
+    if checkpoint is None and not (out_dir / "autoencoder.safetensors").is_file() and device.type == "cpu":
+        from nwb_ldns.training.timing import estimate_fit_seconds, format_duration
+
+        estimate = estimate_fit_seconds(config, data["n_train"], data["n_bins"])
+        run.say(f"estimated fit time on 2 CPU cores: at most {format_duration(estimate['total'])} (autoencoder "
+                f"{format_duration(estimate['autoencoder'])}, diffusion {format_duration(estimate['diffusion'])}); "
+                "early stopping usually ends sooner")
     train, val = _tensors(session, train_pos), _tensors(session, val_pos)
+    if getattr(autoencoder, "rate_offset", None) is not None:
+        autoencoder.set_rate_offset(train_psth(train["counts"], train["mask"],
+                                               config["autoencoder"]["offset_smoothing_bins"]))
 
     ae_path = out_dir / "autoencoder.safetensors"
     if ae_path.is_file():
@@ -271,13 +297,27 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
 
     z = encode(autoencoder, train["counts"], config["autoencoder"]["batch_size"], device)
     latents, extra, stats = build_latent_set(z, train["mask"], data["length_mask"], config["latents"]["clip"])
+    weight = train["mask"][..., None].to(train["counts"].dtype)
+    stats["train_mean_count_per_bin"] = float((train["counts"] * weight).sum() / (weight.sum() * z.new_tensor(
+        float(train["counts"].shape[2]))).clamp_min(1.0))  # what `sample` compares generated spike counts with
     write_bytes(out_dir / "latent_stats.json", json.dumps(stats, indent=2).encode())
 
+    val_set = None
+    if config["diffusion"]["val_every"] and val["counts"].shape[0]:
+        val_z, val_extra = apply_latent_set(encode(autoencoder, val["counts"], config["autoencoder"]["batch_size"],
+                                                   device), val["mask"], stats)
+        val_set = {"latents": val_z, "extra": val_extra, "cond": _conditions(session, data, val_pos)}
     dn_resume = checkpoint if checkpoint and checkpoint["stage"] == "diffusion" else None
-    ema_state, summary = train_denoiser(denoiser, latents, extra, cond, config["diffusion"], seed + 2, run, dn_resume)
+    ema_state, summary = train_denoiser(denoiser, latents, extra, cond, config["diffusion"], seed + 2, run, dn_resume,
+                                        val=val_set)
     denoiser.load_state_dict(ema_state)
     run.log({"stage": "diffusion", "event": "done", **summary})
     write_bytes(out_dir / "denoiser.safetensors", state_bytes(denoiser))  # last: marks the model complete
-    run.say(f"model written to {out_dir}")
-    return LDNSModel.load(out_dir, device=device)
+    model = LDNSModel.load(out_dir, device=device)
+    quality = fit_quality(model, train, val, seed)
+    run.log({"event": "quality", **quality["numbers"]})
+    for line in quality["lines"]:
+        run.say(line)
+    run.say(f"model written to {out_dir} in {time.time() - run.started:.0f} s")
+    return model
 

@@ -93,5 +93,18 @@ def build_latent_set(z: torch.Tensor, mask: torch.Tensor, length_mask: bool, cli
         "mean": mean.tolist(), "std": std.tolist(), "clip": clip, "centred": bool(length_mask),
         "window": int(z.shape[1]), "train_lengths": length_histogram(lengths),
         "standardised_mean": float(zs.mean()), "standardised_std": float(zs.std()),
+        "standardised_abs_max": float(zs.abs().max()),
     }
     return zs, extra, stats
+
+
+def apply_latent_set(z: torch.Tensor, mask: torch.Tensor, stats: dict[str, Any]
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Held-out latents transformed exactly as the training set was (train statistics, clip, centring)."""
+    mean, std = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+    zs = standardise(z, mean, std, stats["clip"])
+    if not stats["centred"]:
+        return zs, None
+    lengths = prefix_lengths(mask)
+    zs, _ = centre(zs, lengths)
+    return zs, length_mask_channel(lengths, z.shape[1])

@@ -40,7 +40,11 @@ def test_reference_values_of_the_presets():
     assert lorenz["diffusion"]["ema_power"] == pytest.approx(2 / 3) and lorenz["diffusion"]["ema_min_value"] == 0.0
     assert human["diffusion"]["ema_min_value"] == 0.9999
     assert [c["latents"]["clip"] for c in (lorenz, monkey, human)] == [5.0, None, None]
-    assert set(PRESETS) == {"lorenz", "monkey", "human", "tiny"}
+    assert set(PRESETS) == {"auto", "lorenz", "monkey", "human", "tiny"}
+    # the paper presets keep every option of ours off
+    for c in (lorenz, monkey, human):
+        assert (c["autoencoder"]["patience"], c["autoencoder"]["rate_offset"], c["diffusion"]["val_every"],
+                c["diffusion"]["sample_clip"]) == (0, "off", 0, None)
 
 
 def test_set_values_are_typed_from_text():

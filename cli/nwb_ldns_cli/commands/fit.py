@@ -21,19 +21,33 @@ def default_model_dir(session: str) -> Path:
     return path.with_name(name + ".ldns")
 
 
+def condition_variable(column: str) -> str:
+    """`--condition COLUMN` -> the session Dataset variable trial_COLUMN ("none" stays "none": unconditional)."""
+    column = column.strip()
+    if column.lower() in ("none", "null", ""):
+        return "none"
+    return column if column.startswith("trial_") else f"trial_{column}"
+
+
 @click.command("fit")
 @click.argument("session", metavar="SESSION")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Model directory to write. Default: <session stem>.ldns beside the session file.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
-              help="Hyper-parameter preset: lorenz, monkey, human (the LDNS paper's settings) or tiny (tests). "
-              "Default: lorenz (on --resume: the run's own preset).")
+              help="Hyper-parameter preset: auto (sized from the session's trials x bins x units, with early stopping "
+              "and a PSTH rate offset; ours), lorenz, monkey, human (the LDNS paper's settings) or tiny (tests). "
+              "Default: auto (on --resume: the run's own preset).")
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Override one config value by its dotted key, e.g. --set autoencoder.epochs=5 "
               "--set diffusion.loss=smoothl1 (repeatable; --dry-run prints every key).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Shortcut: set autoencoder.epochs and diffusion.epochs to N.")
 @click.option("--seed", type=int, default=None, help="Random seed for initialisation, batching and noise (default 42).")
+@click.option("--condition", default=None, metavar="COLUMN",
+              help="Condition the diffusion model on this trials-table column (with or without the trial_ prefix; "
+              "'none': unconditional). Strings, booleans and integer columns with <= 50 values are categories "
+              "(one-hot class embedding; ours), other numbers angles in radians (cos/sin). Sets "
+              "diffusion.condition; --set diffusion.condition_kind=angle|category overrides the detection.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in --out from its last checkpoint (optimiser, LR schedule, EMA and "
               "random state included).")
@@ -43,7 +57,8 @@ def default_model_dir(session: str) -> Path:
 @click.option("--quiet", is_flag=True, help="Hide the progress bars.")
 @session_options
 def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str, ...], epochs: int | None,
-        seed: int | None, resume: bool, dry_run: bool, overwrite: bool, quiet: bool, **session_opts) -> None:
+        seed: int | None, condition: str | None, resume: bool, dry_run: bool, overwrite: bool, quiet: bool,
+        **session_opts) -> None:
     """Train an LDNS model on the train split of SESSION (an NWB file, .nwb.zarr store or URL).
 
     Writes a model directory of plain files (config.json, safetensors weights, latent statistics, training log,
@@ -57,6 +72,8 @@ def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str
         overrides["diffusion.epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
+    if condition is not None:
+        overrides["diffusion.condition"] = condition_variable(condition)
     data = load_session_from_options(session, **session_opts)
     if dry_run:
         from nwb_ldns.training.fit import plan

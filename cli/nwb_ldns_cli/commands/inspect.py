@@ -67,7 +67,14 @@ def _print_report(info: dict) -> None:
         return
     echo(f"Suggested commands (bin width {info['default_bin_width']:g} s unless --bin-width is given):")
     for suggestion in info["suggestions"]:
-        echo(f"  # {suggestion['description']}")
+        estimate = ""
+        if suggestion.get("estimated_fit_s") is not None:
+            from nwb_ldns.training.timing import format_duration
+
+            shape = suggestion["shape"]
+            estimate = (f"; ~{shape['trials']} trials x {shape['bins']} bins x {shape['units']} units, default fit "
+                        f"(--preset auto) at most ~{format_duration(suggestion['estimated_fit_s'])} on 2 CPU cores")
+        echo(f"  # {suggestion['description']}{estimate}")
         options = options_to_cli(suggestion["options"])
         echo(f"  nwb-ldns fit {shlex.quote(info['source'])} {options} --out MODEL_DIR".replace("  --out", " --out"))
 
