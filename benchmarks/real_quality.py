@@ -39,32 +39,11 @@ def _reader_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def equal_size_floor(real, reference_split: str, other_splits: Sequence[str], k: int, bin_width: float,
-                     maxval: int, n_draws: int, seed: int) -> dict[str, tuple[float, float]]:
-    """Real-vs-real floor: k real trials of `other_splits` (bootstrap draws) vs the full `reference_split` set.
-
-    Why: a floor from half-size sets sits above models compared at full size; this floor uses sets of the
-    compared sets' size (k) against the same reference.
-    """
+def bootstrap_statistics(counts: np.ndarray, reference: np.ndarray, k: int, bin_width: float, maxval: int,
+                         n_draws: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Mean ± std over n_draws bootstrap draws of k trials of `counts`, each compared with the full reference."""
     from nwb_ldns.metrics.headline import compare, summarise
 
-    split = real["split"].values
-    reference = real["counts"].values[split == reference_split]
-    pool = real["counts"].values[np.isin(split, list(other_splits))]
-    (ref_stats,) = summarise(reference, bin_width)
-    rng = np.random.RandomState(seed)
-    draws = [compare(summarise(pool[rng.choice(len(pool), k, replace=True)], bin_width)[0], ref_stats, maxval)
-             for _ in range(n_draws)]
-    return {key: (float(np.mean([d[key] for d in draws])), float(np.std([d[key] for d in draws])))
-            for key in COLUMNS}
-
-
-def subsampled_statistics(real, counts: np.ndarray, reference_split: str, k: int, bin_width: float, maxval: int,
-                          n_draws: int, seed: int) -> dict[str, tuple[float, float]]:
-    """A generated set's statistics as mean ± std over n_draws bootstrap draws of k trials (the floor's size)."""
-    from nwb_ldns.metrics.headline import compare, summarise
-
-    reference = real["counts"].values[real["split"].values == reference_split]
     (ref_stats,) = summarise(reference, bin_width)
     rng = np.random.RandomState(seed)
     draws = [compare(summarise(counts[rng.choice(len(counts), k, replace=True)], bin_width)[0], ref_stats, maxval)
@@ -85,19 +64,28 @@ def compare_sets(real, sets: Mapping[str, np.ndarray], reference_split: str, n_d
     maxval = int(max(per_trial_histograms(real["counts"].values).shape[1] - 1,
                      *(per_trial_histograms(c).shape[1] - 1 for c in sets.values())))
     bin_width = float(real.attrs["bin_width"])
+    reference = real["counts"].values[split == reference_split]
     return {
         "reference": reference_split, "n_reference": int((split == reference_split).sum()), "k": int(k),
         "floor_pool": "+".join(others), "maxval": maxval, "n_draws": n_draws,
-        "floor": equal_size_floor(real, reference_split, others, k, bin_width, maxval, n_draws, seed),
-        "sets": {name: subsampled_statistics(real, counts, reference_split, k, bin_width, maxval, n_draws, seed)
+        # the floor: k real trials of the other splits, the size of the compared sets, vs the same reference (a
+        # floor from half-size sets would sit above models compared at full size)
+        "floor": bootstrap_statistics(real["counts"].values[np.isin(split, others)], reference, k, bin_width, maxval,
+                                      n_draws, seed),
+        "sets": {name: bootstrap_statistics(counts, reference, k, bin_width, maxval, n_draws, seed)
                  for name, counts in sets.items()},
     }
 
 
 def run_benchmark(session_path: str | Path, out_dir: str | Path, *, reader: Mapping[str, Any] | None = None,
                   preset: str | None = None, overrides: Mapping[str, Any] | None = None, sampler: str = "ddim",
-                  steps: int | None = 50, seed: int = 0, n_draws: int = 5, progress: bool = True) -> dict[str, Any]:
-    """Fit LDNS and both baselines on the session's train trials, sample, evaluate; return the result dict."""
+                  steps: int | None = 50, seed: int = 0, n_draws: int = 5, progress: bool = True,
+                  condition: str | None = None) -> dict[str, Any]:
+    """Fit LDNS and both baselines on the session's train trials, sample, evaluate; return the result dict.
+
+    condition: a categorical trial column (e.g. "condition"); LDNS is then conditioned on it and sampled with the
+    labels of the train trials, and the PSTH baseline gets one PSTH per label.
+    """
     import torch
 
     from nwb_ldns.baselines import fit_baseline
@@ -112,17 +100,26 @@ def run_benchmark(session_path: str | Path, out_dir: str | Path, *, reader: Mapp
     sets: dict[str, np.ndarray] = {}
 
     start = time.perf_counter()
+    variable = None if condition in (None, "none") else (condition if condition.startswith("trial_")
+                                                           else f"trial_{condition}")
+    if variable is not None:
+        overrides = {**dict(overrides or {}), "diffusion.condition": variable}
     model = fit(session, out_dir / "model.ldns", preset=preset, overrides=overrides, progress=progress,
                 overwrite=True)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
-    generated = model.sample(n_train, seed=seed, sampler=sampler, steps=steps, progress=progress)
-    label = f"LDNS {model.config['preset']} {sampler}" + (f"-{steps}" if steps else "")
+    labels = None
+    if variable is not None:
+        labels = [str(v) for v in session[variable].values[session["split"].values == "train"]]
+    generated = model.sample(n_train, seed=seed, sampler=sampler, steps=steps, progress=progress,
+                             conditions=labels)
+    label = (f"LDNS {model.config['preset']} {sampler}" + (f"-{steps}" if steps else "")
+             + (f" | {condition}" if variable else ""))
     times[label] = {"fit_s": fit_s, "sample_s": time.perf_counter() - start}
     sets[label] = generated["counts"].values
     for name, title in (("psth", "PSTH-Poisson"), ("lds", "LDS")):
         start = time.perf_counter()
-        baseline = fit_baseline(name, session)
+        baseline = fit_baseline(name, session, **({"condition": variable or "auto"} if name == "psth" else {}))
         fit_s = time.perf_counter() - start
         start = time.perf_counter()
         sets[title] = baseline.sample(n_train, seed=seed)["counts"].values
@@ -135,7 +132,7 @@ def run_benchmark(session_path: str | Path, out_dir: str | Path, *, reader: Mapp
         "shape": {"trials": int(session.sizes["trial"]), "bins": int(session.sizes["time"]),
                   "units": int(session.sizes["unit"]), "n_train": n_train,
                   "n_test": int((session["split"].values == "test").sum())},
-        "preset": model.config["preset"], "overrides": {k: str(v) for k, v in dict(overrides or {}).items()},
+        "preset": model.config["preset"], "condition": variable, "overrides": {k: str(v) for k, v in dict(overrides or {}).items()},
         "config": model.config, "sampler": sampler, "steps": steps, "seed": seed,
         "torch_threads": torch.get_num_threads(), "times": times, "comparisons": comparisons,
     }
@@ -195,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--condition", default=None,
+                        help="categorical trial column: condition LDNS on it (and one PSTH per label)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -207,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = run_benchmark(args.session, args.out, reader=_reader_options(args), preset=args.preset,
                            overrides=parse_set_options(args.set), sampler=args.sampler,
                            steps=args.steps if args.sampler == "ddim" else None, seed=args.seed,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, condition=args.condition)
     result["command"] = " ".join(sys.argv)
     text = format_result(result)
     print(text)

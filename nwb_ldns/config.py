@@ -140,7 +140,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["auto"] = _preset(
     autoencoder={"hidden": 64, "latent": 8, "n_blocks": 2, "d_state": 32, "bidirectional": True, "mask_prob": 0.3,
                  "l2_beta": 0.01, "td_beta": 0.01, "lr": 2e-3, "epochs": 200, "warmup_epochs": 5,
-                 "horizon_factor": 1.0, "batch_size": 32, "val_every": 2, "checkpoint_every": 10, "patience": 10,
+                 "horizon_factor": 1.0, "batch_size": 32, "val_every": 2, "checkpoint_every": 10, "patience": 20,
                  "rate_offset": "psth", "offset_smoothing_bins": 1.0},
     latents={"clip": 5.0},
     diffusion={"hidden": 64, "n_blocks": 2, "d_state": 32, "lr": 2e-3, "epochs": 400, "warmup_epochs": 10,

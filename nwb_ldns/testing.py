@@ -51,20 +51,39 @@ def write_mock_session(
     trial_columns: bool = True,
 ) -> np.ndarray:
     """Write a small NWB session with Units + trials; return the (trial, time, unit) counts it encodes."""
-    from pynwb import NWBHDF5IO, NWBFile
-    from pynwb.file import Subject
-    from pynwb.misc import Units
-    from hdmf.common import VectorData, VectorIndex
-
     rng = np.random.default_rng(seed)
     rates, _ = smooth_rates(rng, n_trials, n_bins, n_units, amplitude=0.3)
     counts = rng.poisson(rates).astype(np.int64)
     counts[:, n_bins // 2, :] += 1  # every unit spikes in every trial
     trial_len = n_bins * bin_width
-    starts = np.round(np.arange(n_trials) * (trial_len + gap), 6)
+    columns: dict[str, tuple[str, list]] = {}
+    if trial_columns:
+        starts = np.round(np.arange(n_trials) * (trial_len + gap), 6)
+        columns["condition"] = ("condition label", [f"c{i % 3}" for i in range(n_trials)])
+        columns["go_time"] = ("go cue time (s)", [float(s + trial_len / 4) for s in starts])
+    write_counts_session(path, counts, bin_width, gap=gap, columns=columns, with_split=with_split,
+                         description="Mock session for nwb-ldns tests: Poisson spikes from smooth rates.")
+    return counts
 
+
+def _split_label(i: int, n_trials: int) -> str:
+    return "train" if i < int(0.7 * n_trials) else ("val" if i < int(0.85 * n_trials) else "test")
+
+
+def write_counts_session(path: str | Path, counts: np.ndarray, bin_width: float, *, gap: float = 0.1,
+                         columns: dict[str, tuple[str, list]] | None = None, with_split: bool = True,
+                         description: str = "Simulated session for nwb-ldns.") -> None:
+    """Write counts[trial, time, unit] as an NWB session: Units (spike times), trials with extra columns, split."""
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.file import Subject
+    from pynwb.misc import Units
+    from hdmf.common import VectorData, VectorIndex
+
+    n_trials, n_bins, n_units = counts.shape
+    trial_len = n_bins * bin_width
+    starts = np.round(np.arange(n_trials) * (trial_len + gap), 6)
     nwb = NWBFile(
-        session_description="Mock session for nwb-ldns tests: Poisson spikes from smooth rates.",
+        session_description=description,
         identifier=str(uuid4()),
         session_start_time=datetime(2024, 1, 2, 10, tzinfo=timezone.utc),
         experimenter=["Doe, Jane"],
@@ -89,18 +108,53 @@ def write_mock_session(
         columns=[spike_times, spike_index],
         resolution=1e-6,
     )
-    if trial_columns:
-        nwb.add_trial_column(name="condition", description="condition label")
-        nwb.add_trial_column(name="go_time", description="go cue time (s)")
+    columns = dict(columns or {})
+    for name, (text, _) in columns.items():
+        nwb.add_trial_column(name=name, description=text)
     if with_split:
         nwb.add_trial_column(name="split", description="train/val/test")
     for i, start in enumerate(starts):
         row = dict(start_time=float(start), stop_time=float(start + trial_len))
-        if trial_columns:
-            row.update(condition=f"c{i % 3}", go_time=float(start + trial_len / 4))
+        row.update({name: values[i] for name, (_, values) in columns.items()})
         if with_split:
-            row["split"] = "train" if i < int(0.7 * n_trials) else ("val" if i < int(0.85 * n_trials) else "test")
+            row["split"] = _split_label(i, n_trials)
         nwb.add_trial(**row)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
+
+
+def reach_like_counts(n_trials: int = 210, n_bins: int = 20, n_units: int = 61, n_directions: int = 7,
+                      bin_width: float = 0.02, n_shared: int = 2, shared_scale: float = 0.3, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(counts[trial, time, unit], direction index per trial) of a simulated reach session.
+
+    Units are cosine-tuned to the reach direction with a movement-locked time course (like PMd/M1), and share
+    smooth trial-to-trial fluctuations (n_shared latent AR(1) processes with random loadings): what a PSTH model
+    cannot capture and a latent model should.
+    """
+    rng = np.random.default_rng(seed)
+    direction = np.arange(n_trials) % n_directions
+    rng.shuffle(direction)
+    theta = 2 * np.pi * direction / n_directions
+    t = np.arange(n_bins)
+    profile = np.exp(-0.5 * ((t - 0.55 * n_bins) / (0.2 * n_bins)) ** 2)  # movement-locked bump
+    base = np.log(rng.uniform(5.0, 30.0, n_units) * bin_width)
+    depth = rng.uniform(0.3, 1.2, n_units)
+    preferred = rng.uniform(0, 2 * np.pi, n_units)
+    tuning = depth[None, None, :] * np.cos(theta[:, None, None] - preferred[None, None, :]) * profile[None, :, None]
+    x = np.zeros((n_trials, n_bins, n_shared))
+    x[:, 0] = rng.normal(size=(n_trials, n_shared))
+    for k in range(1, n_bins):  # smooth shared fluctuations, stationary std 1
+        x[:, k] = 0.9 * x[:, k - 1] + np.sqrt(1 - 0.81) * rng.normal(size=(n_trials, n_shared))
+    loading = rng.normal(scale=shared_scale, size=(n_shared, n_units))
+    rates = np.minimum(np.exp(base[None, None, :] + tuning + x @ loading), 150.0 * bin_width)  # <= 150 Hz
+    return rng.poisson(rates).astype(np.int64), direction
+
+
+def write_reach_like_session(path: str | Path, **options) -> np.ndarray:
+    """Write `reach_like_counts(**options)` as NWB (trials column `condition` = "dir<k>"); return the counts."""
+    counts, direction = reach_like_counts(**options)
+    write_counts_session(path, counts, options.get("bin_width", 0.02),
+                         columns={"condition": ("reach direction", [f"dir{d}" for d in direction])},
+                         description="Simulated reach session: direction-tuned units with shared fluctuations.")
     return counts

@@ -84,6 +84,23 @@ def _trials_summary(path: str, table) -> dict[str, Any]:
     }
 
 
+CONDITION_MAX_CLASSES = 20
+CONDITION_MIN_TRIALS = 5
+
+
+def condition_columns(trials: dict[str, Any]) -> list[str]:
+    """Categorical columns worth conditioning on (`fit --condition`): 2-20 classes, each with >= 5 trials."""
+    out = []
+    for column in trials["columns"]:
+        values = column.get("values")
+        if column["name"] in ("split", "trial_type_name") or not values:
+            continue
+        counts = list(values.values())
+        if 2 <= len(counts) <= CONDITION_MAX_CLASSES and min(counts) >= CONDITION_MIN_TRIALS:
+            out.append(column["name"])
+    return out
+
+
 def _series_summary(path: str, series) -> dict[str, Any]:
     data = series.data
     rate = float(series.rate) if series.rate else None

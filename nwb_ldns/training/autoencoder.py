@@ -21,7 +21,7 @@ from nwb_ldns.training.state import count_lines, save_checkpoint
 from nwb_ldns.training.steps import autoencoder_step, micro_batch_trials
 
 STAGE = "autoencoder"
-EARLY_STOP_REL_TOL = 1e-3  # an improvement smaller than this fraction of the best loss does not reset patience
+EARLY_STOP_REL_TOL = 2e-4  # an improvement smaller than this fraction of the best loss does not reset patience
 
 
 @torch.no_grad()

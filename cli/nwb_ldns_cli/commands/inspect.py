@@ -7,6 +7,7 @@ import shlex
 
 import click
 
+from nwb_ldns.data.describe import condition_columns
 from nwb_ldns_cli.session_options import load_session_from_options, options_to_cli, session_kwargs, session_options
 
 
@@ -77,6 +78,27 @@ def _print_report(info: dict) -> None:
         echo(f"  # {suggestion['description']}{estimate}")
         options = options_to_cli(suggestion["options"])
         echo(f"  nwb-ldns fit {shlex.quote(info['source'])} {options} --out MODEL_DIR".replace("  --out", " --out"))
+    conditionable = {t["path"]: condition_columns(t) for t in info["trial_tables"]}
+    if any(conditionable.values()):
+        echo("Categorical trial columns a model can be conditioned on (add `--condition COLUMN` to fit; "
+             "`nwb-ldns baseline psth --condition COLUMN` is the matching baseline):")
+        for path, names in conditionable.items():
+            if names:
+                echo(f"  {path}: {', '.join(names)}")
+    rate = _mean_rate_hz(info)
+    if rate is not None and rate < 5.0 and info["default_bin_width"] < 0.02:
+        echo(f"Bin width: the units fire {rate:.2g} Hz on average; 20-50 ms bins (--bin-width 0.02) give the models "
+             "more spikes per bin to learn from than the default.")
+
+
+def _mean_rate_hz(info: dict) -> float | None:
+    if not info["units_tables"]:
+        return None
+    units = info["units_tables"][0]
+    span = units.get("time_range")
+    if not span or span[1] <= span[0] or not units.get("n_units"):
+        return None
+    return float(units["n_spikes"]) / units["n_units"] / (span[1] - span[0])
 
 
 def _rate_text(series: dict) -> str:
