@@ -114,7 +114,7 @@ def run_benchmark(session_path: str | Path, out_dir: str | Path, *, reader: Mapp
     generated = model.sample(n_train, seed=seed, sampler=sampler, steps=steps, progress=progress,
                              conditions=labels)
     label = (f"LDNS {model.config['preset']} {sampler}" + (f"-{steps}" if steps else "")
-             + (f" | {condition}" if variable else ""))
+             + (f", conditioned on {condition}" if variable else ""))
     times[label] = {"fit_s": fit_s, "sample_s": time.perf_counter() - start}
     sets[label] = generated["counts"].values
     for name, title in (("psth", "PSTH-Poisson"), ("lds", "LDS")):
@@ -189,8 +189,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bin-width", type=float, default=0.02)
     parser.add_argument("--preset", default=None, help="LDNS preset (default: fit's default)")
     parser.add_argument("--set", action="append", default=[], help="config override key=value (repeatable)")
-    parser.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"))
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--sampler", default="ddpm", choices=("ddim", "ddpm"),
+                        help="default: ddpm over all diffusion steps, as `nwb-ldns sample`")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: all for ddpm, 50 for ddim)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--condition", default=None,
                         help="categorical trial column: condition LDNS on it (and one PSTH per label)")

@@ -27,6 +27,12 @@ def stage_steps(n_train: int, batch: int, epochs: int) -> int:
     return math.ceil(n_train / batch) * int(epochs)
 
 
+def check_sampling_seconds(config: Mapping[str, Any], n_bins: int, n_samples: int = 128) -> float:
+    """Fit's held-out check samples with DDPM over every step: one denoiser forward (~1/3 of a step) per step."""
+    cfg = config["diffusion"]
+    return int(cfg["num_steps"]) * step_seconds(n_samples, n_bins, cfg["hidden"], cfg["n_blocks"]) / 3.0
+
+
 def estimate_fit_seconds(config: Mapping[str, Any], n_train: int, n_bins: int) -> dict[str, float]:
     """{"autoencoder", "diffusion", "total"} upper-bound seconds (early stopping usually ends sooner)."""
     out = {}
@@ -35,7 +41,8 @@ def estimate_fit_seconds(config: Mapping[str, Any], n_train: int, n_bins: int) -
         batch = min(int(cfg["batch_size"]), n_train)
         out[stage] = stage_steps(n_train, batch, cfg["epochs"]) * step_seconds(batch, n_bins, cfg["hidden"],
                                                                                  cfg["n_blocks"])
-    out["total"] = out["autoencoder"] + out["diffusion"] + 10.0  # encoding, checks and file writes
+    out["check"] = check_sampling_seconds(config, n_bins)
+    out["total"] = out["autoencoder"] + out["diffusion"] + out["check"] + 10.0  # + encoding and file writes
     return out
 
 

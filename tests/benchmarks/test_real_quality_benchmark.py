@@ -35,7 +35,7 @@ def _check(result: dict, n_train: int) -> None:
 
 def test_benchmark_runs_on_a_mock_session(mock_session_path, tmp_path):
     bench = _benchmark_module()
-    bench.main([str(mock_session_path), "--out", str(tmp_path), "--preset", "tiny", "--steps", "10",
+    bench.main([str(mock_session_path), "--out", str(tmp_path), "--preset", "tiny", "--sampler", "ddim", "--steps", "10",
                 "--bin-width", "0.01", "--no-progress", *[f"--set={k}={v}" for k, v in TINY.items()]])
     result = json.loads((tmp_path / "result.json").read_text())
     _check(result, result["shape"]["n_train"])
