@@ -78,8 +78,8 @@ def compare_sets(real, sets: Mapping[str, np.ndarray], reference_split: str, n_d
 
 
 def run_benchmark(session_path: str | Path, out_dir: str | Path, *, reader: Mapping[str, Any] | None = None,
-                  preset: str | None = None, overrides: Mapping[str, Any] | None = None, sampler: str = "ddim",
-                  steps: int | None = 50, seed: int = 0, n_draws: int = 5, progress: bool = True,
+                  preset: str | None = None, overrides: Mapping[str, Any] | None = None, sampler: str = "ddpm",
+                  steps: int | None = None, seed: int = 0, n_draws: int = 5, progress: bool = True,
                   condition: str | None = None) -> dict[str, Any]:
     """Fit LDNS and both baselines on the session's train trials, sample, evaluate; return the result dict.
 

@@ -83,8 +83,8 @@ def _sample_statistics(model, val: dict[str, torch.Tensor], psth: torch.Tensor, 
                                model_mask=generated["mask"].values, maxval=maxval)
     base = headline_statistics(real, psth_counts, model.data["bin_width"], real_mask=real_mask,
                                model_mask=real_mask[template], maxval=maxval)
-    return {"samples": n, "sampler": f"{QUALITY_SAMPLER}-{steps}", "kl_ldns": ldns["kl_pop_count"], "kl_psth": base["kl_pop_count"],
-            "corr_ldns": ldns["rmse_corr"], "corr_psth": base["rmse_corr"]}
+    return {"samples": n, "sampler": f"{QUALITY_SAMPLER}-{steps}", "kl_ldns": ldns["kl_pop_count"],
+            "kl_psth": base["kl_pop_count"], "corr_ldns": ldns["rmse_corr"], "corr_psth": base["rmse_corr"]}
 
 
 def fit_quality(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], seed: int) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def test_benchmark_runs_on_the_shared_real_file(real_nwb_path, tmp_path):
     bench = _benchmark_module()
     result = bench.run_benchmark(real_nwb_path, tmp_path, reader={
         "trials_table": "intervals/recognition_table", "align": "start_time", "window": (0.0, 1.5),
-        "bin_width": 0.05}, preset="tiny", overrides=TINY, steps=10, progress=False)
+        "bin_width": 0.05}, preset="tiny", overrides=TINY, sampler="ddim", steps=10, progress=False)
     assert result["shape"]["units"] == 35 and result["shape"]["bins"] == 30
     _check(result, result["shape"]["n_train"])
     assert "LDNS tiny ddim-10" in bench.format_result(result)
