@@ -167,7 +167,8 @@ class LDNSModel:
     def save(self, model_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write a complete model directory (appears under its final name only when complete)."""
         model_dir = Path(model_dir)
-        with atomic_output(model_dir, overwrite=overwrite, is_dir=True) as tmp:
+        with atomic_output(model_dir, overwrite=overwrite, is_dir=True, kind="model",
+                           inputs=[self.model_dir] if self.model_dir else ()) as tmp:
             self.write_into(tmp)
             log = self.model_dir / "training_log.jsonl" if self.model_dir else None
             if log is not None and log.is_file():

@@ -165,7 +165,7 @@ def convert_lorenz(
 
     _check_options(n_trials, n_neurons, n_bins, seed, bin_width)
     out_path = Path(out_path)
-    with atomic_output(out_path, overwrite=overwrite) as tmp:
+    with atomic_output(out_path, overwrite=overwrite, kind="nwb") as tmp:
         sim = lorenz_sim.simulate_lorenz(n_trials, n_neurons, n_bins, seed, progress=progress)
         with tqdm(total=2, desc="Building NWB (spike times)", unit="step", disable=not progress) as bar:
             nwb = _build_nwbfile(sim, _parameters(n_trials, n_neurons, n_bins, seed, bin_width))

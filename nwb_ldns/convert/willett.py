@@ -19,7 +19,7 @@ from nwb_ldns.convert.willett_mat import (
     BIN_WIDTH_S, N_CHANNELS, SessionFile, SplitPart, check_file, find_session_files, read_part, session_date,
 )
 from nwb_ldns.errors import OutputExistsError
-from nwb_ldns.fileio import atomic_output
+from nwb_ldns.fileio import atomic_output, check_output
 
 COUNTS_SERIES = "tx1"
 RECORDING_ORDER = {"holdout": 0, "train": 1, "test": 2}
@@ -176,10 +176,14 @@ def convert_willett(competition_dir: str | Path, out_dir: str | Path, *, overwri
     files: list[SessionFile] = [file for group in sessions.values() for file in group]
     for file in files:  # fail before writing anything
         check_file(file)
+    inputs = [file.path for file in files]
+    for target in targets.values():
+        check_output(target, kind="nwb", overwrite=overwrite, inputs=inputs, option="OUT_DIR")
     written = []
     for session, group in tqdm(sessions.items(), desc="Willett sessions", unit="session", disable=None):
         parts = [read_part(file) for file in group]
-        with atomic_output(targets[session], overwrite=overwrite) as tmp:
+        with atomic_output(targets[session], overwrite=overwrite, kind="nwb", inputs=inputs,
+                           option="OUT_DIR") as tmp:
             with NWBHDF5IO(str(tmp), "w") as io:
                 io.write(_build_nwbfile(session, parts))
         written.append(targets[session])

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nwb_ldns.errors import InputFileError, NWBLDNSError
-from nwb_ldns.fileio import atomic_output
+from nwb_ldns.fileio import atomic_output, check_output, refuse_input_as_output
 
 # dandi.organize.ORGANIZED_FILENAME_REGEX, restated so naming does not need the slow dandi import
 LABEL = r"[^_*\\/<>:|\"'?%@;.]+"
@@ -102,8 +102,25 @@ def dandi_filename(subject_id: str, session_id: str, desc: str, suffix: str = ".
     return f"{sub}/{name}{suffix[len('.nwb'):]}"
 
 
-def _copy(source: Path, target: Path, overwrite: bool) -> None:
-    with atomic_output(target, overwrite=overwrite, is_dir=source.is_dir()) as tmp:
+def _plan_targets(sources: list[Path], dandiset_dir: Path, desc: str) -> list[Path]:
+    """The DANDI path of every source (two inputs with the same subject and session get a numbered desc)."""
+    taken: set[str] = set()
+    targets = []
+    for source in sources:
+        subject_id, session_id = _session_fields(source)
+        suffix = ".nwb.zarr" if source.is_dir() else ".nwb"
+        relative, n = dandi_filename(subject_id, session_id, desc, suffix), 1
+        while relative in taken:
+            n += 1
+            relative = dandi_filename(subject_id, session_id, f"{desc}{n}", suffix)
+        taken.add(relative)
+        targets.append(dandiset_dir / relative)
+    return targets
+
+
+def _copy(source: Path, target: Path, overwrite: bool, inputs: list[Path]) -> None:
+    with atomic_output(target, overwrite=overwrite, is_dir=source.is_dir(), kind="nwb", inputs=inputs,
+                       option="--dandiset") as tmp:
         if source.is_dir():
             shutil.rmtree(tmp)
             shutil.copytree(source, tmp)
@@ -162,21 +179,16 @@ def export_dandiset(
     for source in sources:
         if not source.exists():
             raise InputFileError(f"{source} does not exist; pass the NWB files written by write_synthetic")
+    targets = _plan_targets(sources, dandiset_dir, desc)
+    refuse_input_as_output(dandiset_dir / "dandiset.yaml", sources, option="--dandiset")
+    for target in targets:  # the output rule for every file before copying any
+        check_output(target, kind="nwb", overwrite=overwrite, inputs=sources, option="--dandiset")
     dandiset_dir.mkdir(parents=True, exist_ok=True)
     if not (dandiset_dir / "dandiset.yaml").exists():
         (dandiset_dir / "dandiset.yaml").write_text(DANDISET_YAML)
     result = ExportResult(dandiset_dir=dandiset_dir)
-    taken: set[str] = set()
-    for source in sources:
-        subject_id, session_id = _session_fields(source)
-        suffix = ".nwb.zarr" if source.is_dir() else ".nwb"
-        relative, n = dandi_filename(subject_id, session_id, desc, suffix), 1
-        while relative in taken:  # two inputs with the same subject and session: number the desc label
-            n += 1
-            relative = dandi_filename(subject_id, session_id, f"{desc}{n}", suffix)
-        taken.add(relative)
-        target = dandiset_dir / relative
-        _copy(source, target, overwrite)
+    for source, target in zip(sources, targets):
+        _copy(source, target, overwrite, sources)
         result.files.append(target)
     if validate:
         result.dandi_returncode, result.dandi_output = run_dandi_validate(dandiset_dir)

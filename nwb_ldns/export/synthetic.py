@@ -8,13 +8,13 @@ The output is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 from uuid import uuid4
 
 import numpy as np
 import xarray as xr
 
-from nwb_ldns.errors import OptionError, OutputExistsError, SessionContentError
+from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.export.provenance import (
     check_provenance_attrs,
     make_provenance,
@@ -23,7 +23,7 @@ from nwb_ldns.export.provenance import (
     session_description,
 )
 from nwb_ldns.export.spikes import counts_to_spike_arrays
-from nwb_ldns.fileio import atomic_output
+from nwb_ldns.fileio import atomic_output, check_output
 
 COMPRESSIONS = {"hdf5": (None, "gzip", "lzf"), "zarr": (None, "gzip", "blosc")}
 RESERVED_TRIAL_COLUMNS = {"start_time", "stop_time", "tags", "timeseries", "id", "align_time", "split"}
@@ -237,11 +237,14 @@ def write_synthetic(
     compression: str | None = None,
     overwrite: bool = False,
     trial_gap: float | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> Path:
     """Write generated samples to an NWB file (HDF5, or a Zarr store) and return its path.
 
     compression: None (HDF5 uncompressed; Zarr uses hdmf-zarr's default Blosc-lz4), "gzip", "lzf" (HDF5) or
     "blosc" (Zarr, zstd). trial_gap: seconds between consecutive trials (default max(10 bins, 10% of a trial)).
+    inputs: files the calling command reads (the output may not be one of them); overwrite replaces only an NWB
+    file written by nwb-ldns.
     """
     if backend not in COMPRESSIONS:
         raise OptionError(f"backend {backend!r} is not supported; use 'hdf5' or 'zarr'")
@@ -251,10 +254,9 @@ def write_synthetic(
             f"use one of {COMPRESSIONS[backend][1:]} or none"
         )
     out_path = Path(out_path)
-    if out_path.exists() and not overwrite:  # fail before the (possibly long) build; atomic_output checks again
-        raise OutputExistsError(f"{out_path} already exists; pass --overwrite to replace it or choose another path")
+    check_output(out_path, kind="nwb", overwrite=overwrite, inputs=inputs)  # before the (possibly long) build
     nwb = build_synthetic_nwbfile(generated, backend=backend, compression=compression, trial_gap=trial_gap)
-    with atomic_output(out_path, overwrite=overwrite, is_dir=backend == "zarr") as tmp:
+    with atomic_output(out_path, overwrite=overwrite, is_dir=backend == "zarr", kind="nwb", inputs=inputs) as tmp:
         if backend == "hdf5":
             from pynwb import NWBHDF5IO
 

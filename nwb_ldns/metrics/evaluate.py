@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 import xarray as xr
 
+from nwb_ldns import __version__
 from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, agreement_between, agreement_statistics
 from nwb_ldns.metrics.bootstrap import protocol_table
@@ -181,6 +182,7 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
         "decoding": behaviour_decoding(train, heldout, generated),
         "notes": notes,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "nwb_ldns_version": __version__,
     }
 
 

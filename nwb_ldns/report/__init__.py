@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import xarray as xr
@@ -22,11 +23,12 @@ def _arrays(ds: xr.Dataset, max_trials: int) -> tuple[np.ndarray, np.ndarray | N
 
 
 def write_report(report_dir: str | os.PathLike, real: xr.Dataset, generated: list[xr.Dataset], result: dict, *,
-                 overwrite: bool = False, max_trials: int = 1000) -> Path:
+                 overwrite: bool = False, max_trials: int = 1000, inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write index.html, results.json and one PNG per figure into report_dir (atomically); return index.html.
 
     `result` is the dict of nwb_ldns.metrics.evaluate for the same real/generated data; figures use at most
-    max_trials trials per set.
+    max_trials trials per set. inputs: files the calling command read (the report may not be one of them);
+    overwrite replaces only an earlier report.
     """
     import matplotlib.pyplot as plt
 
@@ -71,7 +73,7 @@ def write_report(report_dir: str | os.PathLike, real: xr.Dataset, generated: lis
                          name: memorisation_check(real_counts, sets[name], held_counts, train_mask=real_mask,
                                                   generated_mask=masks[name], heldout_mask=held_mask)
                          for name in names})))
-    with atomic_output(report_dir, overwrite=overwrite, is_dir=True) as tmp:
+    with atomic_output(report_dir, overwrite=overwrite, is_dir=True, kind="report", inputs=inputs) as tmp:
         written = []
         for filename, title, caption, make in plan:
             fig = make()

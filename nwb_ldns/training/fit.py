@@ -4,6 +4,10 @@ The run directory is the model directory itself. config.json is written first; e
 atomically when its stage ends (autoencoder.safetensors, latent_stats.json, then denoiser.safetensors, whose
 presence marks a finished model); checkpoints/ holds the newest resume state. A crash therefore leaves a
 directory that `fit(..., resume=True)` continues, and no final file is ever half-written.
+
+The model directory is locked (flock) while a run writes it, so a second `fit` into it is refused. A new run over an
+existing model (`overwrite=True`) trains beside it in `.<name>.replacement.partial` and takes its place only when
+complete, so a killed replacement leaves the old model intact (and `resume=True` continues the replacement).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import xarray as xr
 from nwb_ldns.config import DEFAULT_PRESET, flatten, resolve_config
 from nwb_ldns.data.schema import validate_session_dataset
 from nwb_ldns.errors import OptionError, OutputExistsError, SessionContentError
-from nwb_ldns.model_dir import FORMAT, LDNSModel, build_networks, model_description, state_bytes, write_bytes
+from nwb_ldns.fileio import check_output, is_model_dir, lock_directory, replace_path
+from nwb_ldns.model_dir import LDNSModel, build_networks, model_description, state_bytes, write_bytes
 from nwb_ldns.training.autoencoder import train_autoencoder
 from nwb_ldns.training.conditions import condition_tensor, describe_condition
 from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, resolve_device, use_bf16
@@ -127,16 +132,9 @@ def _same_data(saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
     return diff
 
 
-def _is_model_dir(path: Path) -> bool:
-    try:
-        return json.loads((path / "config.json").read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _resume_description(out_dir: Path, preset: str | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """config.json of the run to resume, after checking that preset/overrides would not change its config."""
-    if not _is_model_dir(out_dir):
+    if not is_model_dir(out_dir):
         raise OptionError(f"cannot resume: {out_dir} is not a model directory started by `nwb-ldns fit`; "
                           "run without --resume to start a new one")
     described = json.loads((out_dir / "config.json").read_text())
@@ -152,17 +150,60 @@ def _resume_description(out_dir: Path, preset: str | None, overrides: Mapping[st
     return described
 
 
-def _clear_output(out_dir: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless overwrite; even then only replace a model directory (or an empty one)."""
-    if not out_dir.exists():
-        return
-    if not overwrite:
-        raise OutputExistsError(f"{out_dir} already exists; pass --overwrite to replace it or --resume "
+def _prepare_output(target: Path, resume: bool, overwrite: bool, inputs: list[str]) -> bool:
+    """Apply the output rule before anything is written; create a new target. Returns whether we created it."""
+    if resume:
+        if not is_model_dir(target):
+            raise OptionError(f"cannot resume: {target} is not a model directory started by `nwb-ldns fit`; "
+                              "run without --resume to start a new one")
+        return False
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it or --resume "
                                 "to continue an interrupted run")
-    if not (out_dir.is_dir() and (_is_model_dir(out_dir) or not any(out_dir.iterdir()))):
-        raise OutputExistsError(f"{out_dir} is not an nwb-ldns model directory; refusing to overwrite it, "
-                                "choose another --out")
-    shutil.rmtree(out_dir)
+    check_output(target, kind="model", overwrite=overwrite, inputs=inputs)
+    if target.exists():
+        return False
+    try:
+        target.mkdir(parents=True)
+    except FileExistsError:
+        raise OutputExistsError(f"{target} was created by another process meanwhile; choose another --out") from None
+    return True
+
+
+def _staging_dir(target: Path) -> Path:
+    """Where `fit --overwrite` trains the replacement, so the old model survives until the new one is complete."""
+    return target.with_name(f".{target.name}.replacement.partial")
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _run_directory(target: Path, resume: bool) -> tuple[Path, bool]:
+    """(directory this run trains in, whether it replaces `target` when complete); clears unusable leftovers.
+
+    A new run into a model directory trains beside it (`_staging_dir`); --resume continues such an interrupted
+    replacement if there is one, else the run in `target` itself.
+    """
+    staging = _staging_dir(target)
+    _remove_path(staging.with_name(staging.name + ".retired.partial"))  # an old model a killed swap left behind
+    if resume and is_model_dir(staging):
+        return staging, True
+    _remove_path(staging)  # a replacement killed before its config.json, or one a new run starts over
+    if not resume and any(target.iterdir()):
+        return staging, True
+    return target, False
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Temporary `.partial` folders left by a killed run (in the model directory and checkpoints/)."""
+    for folder in (directory, directory / "checkpoints"):
+        if folder.is_dir():
+            for stale in folder.glob(".*.partial"):
+                _remove_path(stale)
 
 
 def plan(session: xr.Dataset, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None
@@ -227,7 +268,23 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
     `on_epoch_end(stage, epoch)` runs after every epoch's checkpoint (raise in it to stop training).
     """
     validate_session_dataset(session)
-    out_dir = Path(out_dir)
+    target = Path(out_dir)
+    source = str(session.attrs.get("source_path", "") or "")
+    created = _prepare_output(target, resume, overwrite, [source])
+    try:
+        with lock_directory(target):
+            return _fit_locked(session, target, preset=preset, overrides=overrides, resume=resume,
+                               progress=progress, on_epoch_end=on_epoch_end)
+    except BaseException:
+        if created and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # refused before writing anything: leave no empty folder behind
+        raise
+
+
+def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overrides: Mapping[str, Any] | None,
+                resume: bool, progress: bool, on_epoch_end: EpochCallback | None) -> LDNSModel:
+    """`fit` with the target locked against a second process (see `fit` for the arguments)."""
+    out_dir, replacing = _run_directory(target, resume)
     described = _resume_description(out_dir, preset, overrides) if resume else None
     if described:
         config = described["config"]
@@ -241,19 +298,25 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
     run = Run(out_dir, device, use_bf16(config["training"]["precision"], device), progress, on_epoch_end)
 
     if described:
+        _remove_stale_partials(out_dir)
         mismatch = _same_data(described["data"], data)
         if mismatch:
             raise OptionError(f"cannot resume {out_dir}: the session differs from the one it was started on "
                               f"({', '.join(mismatch)}); pass the same session and session options")
+        if replacing:
+            run.say(f"resuming the interrupted replacement of {target} (in {out_dir}); the old model stays "
+                    "until it is complete")
         if (out_dir / "denoiser.safetensors").is_file():
             run.say(f"{out_dir} is already fully trained; nothing to resume")
-            return LDNSModel.load(out_dir, device=device)
+            return _finish(LDNSModel.load(out_dir, device=device), target, replacing)
         checkpoint = load_checkpoint(run.checkpoint_dir)
-        truncate_lines(run.log_path, checkpoint["log_lines"] if checkpoint else _finished_stage_lines(run.log_path))
+        ae_done = (out_dir / "autoencoder.safetensors").is_file()
+        keep = checkpoint["log_lines"] if checkpoint and not (ae_done and checkpoint["stage"] == "autoencoder") \
+            else _finished_stage_lines(run.log_path)  # the finished autoencoder keeps its "done" record
+        truncate_lines(run.log_path, keep)
     else:
         checkpoint = None
-        _clear_output(out_dir, overwrite)
-        out_dir.mkdir(parents=True)
+        out_dir.mkdir(parents=True, exist_ok=True)  # the (empty, locked) target or the replacement's staging
         run.checkpoint_dir.mkdir()
         write_json(out_dir / "config.json", model_description(config, data))
         run.log_path.touch()
@@ -289,8 +352,8 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
         ae_resume = checkpoint if checkpoint and checkpoint["stage"] == "autoencoder" else None
         best, summary = train_autoencoder(autoencoder, train, val, config["autoencoder"], seed, run, ae_resume)
         autoencoder.load_state_dict(best)
+        run.log({"stage": "autoencoder", "event": "done", **summary})  # before the file: a resume keeps it
         write_bytes(ae_path, state_bytes(autoencoder))
-        run.log({"stage": "autoencoder", "event": "done", **summary})
         run.say(f"autoencoder: best validation Poisson NLL {summary['best_val_poisson_nll']:.4f} at epoch "
                 f"{summary['best_epoch']} -> {ae_path}")
     autoencoder.to(device)
@@ -318,6 +381,16 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
     run.log({"event": "quality", **quality["numbers"]})
     for line in quality["lines"]:
         run.say(line)
-    run.say(f"model written to {out_dir} in {time.time() - run.started:.0f} s")
+    model = _finish(model, target, replacing)
+    run.say(f"model written to {target} in {time.time() - run.started:.0f} s")
+    return model
+
+
+def _finish(model: LDNSModel, target: Path, replacing: bool) -> LDNSModel:
+    """Drop temporary leftovers; a complete replacement takes the old model's place (atomically where possible)."""
+    _remove_stale_partials(model.model_dir)
+    if replacing:
+        replace_path(model.model_dir, target)
+        model.model_dir = target
     return model
 

@@ -118,8 +118,14 @@ def test_existing_output_refused_then_overwritten(lorenz_file, tmp_path):
     with pytest.raises(OutputExistsError, match="--overwrite"):
         convert_lorenz(target, **SMALL, progress=False)
     assert target.read_bytes() == b"keep me"
-    convert_lorenz(target, **SMALL, progress=False, overwrite=True)
-    assert target.stat().st_size > 10_000
+    with pytest.raises(OutputExistsError, match="not an NWB file written by nwb-ldns"):  # not ours to replace
+        convert_lorenz(target, **SMALL, progress=False, overwrite=True)
+    assert target.read_bytes() == b"keep me"
+    target.unlink()
+    convert_lorenz(target, **SMALL, progress=False)
+    first = target.stat().st_mtime_ns, target.stat().st_ino
+    convert_lorenz(target, **{**SMALL, "seed": 1}, progress=False, overwrite=True)  # our own output: replaced
+    assert target.stat().st_size > 10_000 and (target.stat().st_mtime_ns, target.stat().st_ino) != first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 

@@ -93,7 +93,12 @@ def test_existing_output_refused_without_overwrite(competition_dir, tmp_path):
     with pytest.raises(OutputExistsError, match="--overwrite"):
         convert_willett(root, out)
     assert (out / SECOND).read_bytes() == b"old" and not (out / FIRST).exists()
-    convert_willett(root, out, overwrite=True)
+    with pytest.raises(OutputExistsError, match="not an NWB file written by nwb-ldns"):  # not ours to replace
+        convert_willett(root, out, overwrite=True)
+    assert (out / SECOND).read_bytes() == b"old" and not (out / FIRST).exists()  # checked before writing any
+    (out / SECOND).unlink()
+    convert_willett(root, out)
+    convert_willett(root, out, overwrite=True)  # our own outputs are replaced
     assert (out / SECOND).stat().st_size > 10_000
 
 

@@ -139,7 +139,7 @@ def test_existing_output_and_bad_resume(trained, session, tmp_path):
     not_a_model = tmp_path / "notes"
     not_a_model.mkdir()
     (not_a_model / "keep.txt").write_text("precious")
-    with pytest.raises(OutputExistsError, match="refusing"):
+    with pytest.raises(OutputExistsError, match="is not an nwb-ldns model directory"):
         fit(session, not_a_model, preset="tiny", overrides=FAST, progress=False, overwrite=True)
     assert (not_a_model / "keep.txt").read_text() == "precious"
     with pytest.raises(OptionError, match="not a model directory"):

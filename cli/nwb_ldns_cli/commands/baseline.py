@@ -28,16 +28,15 @@ def _common(command):
 def _run(name: str, session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool,
          fit_options: dict, session_opts: dict) -> None:
     from nwb_ldns.baselines import fit_baseline
-    from nwb_ldns.errors import OutputExistsError
     from nwb_ldns.export import write_synthetic
+    from nwb_ldns.fileio import check_output
 
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it or choose another path")
+    check_output(out, kind="nwb", overwrite=overwrite, inputs=[session])
     ds = load_session_from_options(session, **session_opts)
     model = fit_baseline(name, ds, **fit_options)
     n = n_trials or int(model.train.sizes["trial"])
     generated = model.sample(n, seed=seed)
-    write_synthetic(generated, out, overwrite=overwrite)
+    write_synthetic(generated, out, overwrite=overwrite, inputs=[session])
     click.echo(f"wrote {out}: {n} trials from {generated.attrs['model_name']} fitted on "
                f"{model.train.sizes['trial']} training trials (seed {seed})")
 

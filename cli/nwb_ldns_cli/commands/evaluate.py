@@ -47,16 +47,14 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path
     session options describe how to read REAL.nwb; generated files are read with their recorded bin width.
     """
     from nwb_ldns.data import load_session
-    from nwb_ldns.errors import OutputExistsError
     from nwb_ldns.metrics.evaluate import evaluate as run_evaluate
     from nwb_ldns.metrics.evaluate import agreement_lines, decoding_lines, format_table, json_ready
     from nwb_ldns.metrics.verdict import verdict_lines
 
     if not synthetic and not baseline_paths:
         raise click.UsageError("Missing argument 'SYNTHETIC...': give at least one generated file (or --baseline)")
-    for target in (json_path, report_dir):
-        if target is not None and Path(target).exists() and not overwrite:
-            raise OutputExistsError(f"{target} already exists; pass --overwrite to replace it or choose another path")
+    inputs = [real, *synthetic, *baseline_paths]
+    _check_outputs(json_path, report_dir, inputs, overwrite)  # before the (long) evaluation
     real_ds = load_session_from_options(real, **session_opts)
     paths = tuple(synthetic) + tuple(baseline_paths)
     generated = [_with_provenance(load_session(path), path) for path in paths]
@@ -83,14 +81,26 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path
     if json_path is not None:
         from nwb_ldns.fileio import atomic_output
 
-        with atomic_output(json_path, overwrite=overwrite) as tmp:
+        with atomic_output(json_path, overwrite=overwrite, kind="json", inputs=inputs, option="--json") as tmp:
             tmp.write_text(json.dumps(json_ready(result), indent=2, allow_nan=False))
         click.echo(f"wrote {json_path}")
     if report_dir is not None:
         from nwb_ldns.report import write_report
 
-        write_report(report_dir, real_ds, generated, result, overwrite=overwrite)
+        write_report(report_dir, real_ds, generated, result, overwrite=overwrite, inputs=inputs)
         click.echo(f"wrote {Path(report_dir) / 'index.html'}")
+
+
+def _check_outputs(json_path: Path | None, report_dir: Path | None, inputs: list[Path], overwrite: bool) -> None:
+    """The output rule for --json and --report: never an input, never each other, --overwrite only ours."""
+    from nwb_ldns.fileio import check_output, refuse_overlapping_outputs
+
+    if json_path is not None and report_dir is not None:
+        refuse_overlapping_outputs(("--json", json_path), ("--report", report_dir))
+    if json_path is not None:
+        check_output(json_path, kind="json", overwrite=overwrite, inputs=inputs, option="--json")
+    if report_dir is not None:
+        check_output(report_dir, kind="report", overwrite=overwrite, inputs=inputs, option="--report")
 
 
 PROVENANCE_FIELDS = ("model_name", "model_config", "sampler", "sampler_steps", "seed")

@@ -70,12 +70,12 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
 def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: int | None, lengths: tuple[int, ...],
            conditions: tuple[str, ...], batch_size: int, use_zarr: bool, overwrite: bool, quiet: bool) -> None:
     """Generate N synthetic trials from MODEL_DIR (written by `nwb-ldns fit`) and write them to --out as NWB."""
-    from nwb_ldns.errors import GeneratedRangeWarning, OptionError, OutputExistsError
+    from nwb_ldns.errors import GeneratedRangeWarning, OptionError
     from nwb_ldns.export import write_synthetic
     from nwb_ldns.model_dir import LDNSModel
+    from nwb_ldns.fileio import check_output
 
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+    check_output(out, kind="nwb", overwrite=overwrite, inputs=[model_dir])
     for name, values in (("--length", lengths), ("--condition", conditions)):
         if len(values) not in (0, 1, n):
             raise OptionError(f"give {name} once or exactly --n ({n}) times, got {len(values)} values")
@@ -90,6 +90,7 @@ def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: i
             click.echo(f"warning: {item.message}", err=True)
         else:
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-    path = write_synthetic(generated, out, backend="zarr" if use_zarr else "hdf5", overwrite=overwrite)
+    path = write_synthetic(generated, out, backend="zarr" if use_zarr else "hdf5", overwrite=overwrite,
+                           inputs=[model_dir])
     click.echo(f"wrote {n} synthetic trials x {generated.sizes['time']} bins x {generated.sizes['unit']} units "
                f"({int(generated['counts'].sum()):,} spikes) to {path}")
