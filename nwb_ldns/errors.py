@@ -24,6 +24,10 @@ class OptionError(NWBLDNSError):
     """A command-line option or config value is invalid (unknown preset, bad --set key...)."""
 
 
+class TrainingDivergedError(NWBLDNSError):
+    """A training loss became NaN or infinite (usually a learning rate too high); no model is written."""
+
+
 class OutputExistsError(NWBLDNSError):
     """The output exists and --overwrite was not given."""
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
@@ -91,25 +92,56 @@ def write_bytes(path: Path, payload: bytes) -> None:
         tmp.write_bytes(payload)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, model_dir: Path, resumable: bool = True) -> Any:
+    """Parsed JSON of a model file; a missing or unparsable one is an InputFileError with advice that works."""
+    from nwb_ldns.model_schema import fix_advice
+
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputFileError(f"{path} is missing; the model directory is incomplete (resume it with "
-                             f"`nwb-ldns fit SESSION --out {path.parent} --resume`)") from None
+        raise InputFileError(f"{path} is missing; the model directory is incomplete, "
+                             f"{fix_advice(model_dir, resumable)}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputFileError(f"{path} is not valid JSON ({error}); re-create the model with `nwb-ldns fit`") from None
+        raise InputFileError(f"{path} is not valid JSON ({error}); {fix_advice(model_dir, resumable)}") from None
 
 
-def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], bytes]:
-    if not path.is_file():
-        raise InputFileError(f"{path} is missing; the model directory is incomplete (training did not finish: "
-                             f"resume it with `nwb-ldns fit SESSION --out {path.parent} --resume`)")
+def read_safetensors(path: Path, advice: str) -> tuple[dict[str, torch.Tensor], bytes]:
+    """(tensors, file bytes) of a safetensors file; anything else (a pickle, garbage) is refused unread.
+
+    Why: safetensors parses a JSON header and raw buffers, so a file that is not one is rejected without
+    running any of its content.
+    """
     payload = path.read_bytes()
     try:
         return load_bytes(payload), payload
-    except Exception as error:  # safetensors raises its own error types
-        raise InputFileError(f"{path} is not a valid safetensors file ({error}); re-create the model") from None
+    except SafetensorError as error:
+        raise InputFileError(f"{path} is not a valid safetensors file ({error}); {advice}") from None
+
+
+def _read_weights(path: Path, model_dir: Path) -> tuple[dict[str, torch.Tensor], bytes]:
+    from nwb_ldns.model_schema import fix_advice
+
+    if not path.is_file():
+        raise InputFileError(f"{path} is missing; the model directory is incomplete (training did not finish), "
+                             f"{fix_advice(model_dir)}")
+    return read_safetensors(path, fix_advice(model_dir, resumable=False))
+
+
+def _read_description(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config, data) of config.json after checking its format tag, types and ranges (nwb_ldns.model_schema)."""
+    from nwb_ldns.model_schema import check_config, check_data, fix_advice
+
+    path = model_dir / "config.json"
+    described = _read_json(path, model_dir, resumable=False)
+    if not isinstance(described, dict) or described.get("format") != FORMAT:
+        raise InputFileError(f"{path} is not an nwb-ldns model description; pass the directory written by "
+                             f"`nwb-ldns fit` or {fix_advice(model_dir, resumable=False)}")
+    if described.get("format_version") not in (None, FORMAT_VERSION):
+        raise InputFileError(f"{path} has model format version {described.get('format_version')!r}, this nwb-ldns "
+                             f"reads version {FORMAT_VERSION}; load it with the nwb-ldns version that wrote it")
+    check_config(described.get("config"), path, model_dir)
+    check_data(described.get("data"), path, model_dir)
+    return described["config"], described["data"]
 
 
 class LDNSModel:
@@ -179,24 +211,23 @@ class LDNSModel:
     @classmethod
     def load(cls, model_dir: str | os.PathLike, *, device: str | torch.device | None = None) -> "LDNSModel":
         """Read a model directory (JSON + safetensors only; nothing is unpickled)."""
+        from nwb_ldns.model_schema import check_latent_stats, check_state
+
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise InputFileError(f"model directory {model_dir} does not exist; train one with `nwb-ldns fit`")
-        described = _read_json(model_dir / "config.json")
-        if not isinstance(described, dict) or described.get("format") != FORMAT:
-            raise InputFileError(f"{model_dir / 'config.json'} is not an nwb-ldns model description; "
-                                 "pass the directory written by `nwb-ldns fit`")
-        config, data = described["config"], described["data"]
-        latent_stats = _read_json(model_dir / "latent_stats.json")
-        ae_state, ae_bytes = _read_weights(model_dir / "autoencoder.safetensors")
-        dn_state, dn_bytes = _read_weights(model_dir / "denoiser.safetensors")
+        config, data = _read_description(model_dir)
+        stats_path = model_dir / "latent_stats.json"
+        latent_stats = _read_json(stats_path, model_dir)
+        check_latent_stats(latent_stats, int(config["autoencoder"]["latent"]), bool(data["length_mask"]),
+                           stats_path, model_dir)
+        ae_state, ae_bytes = _read_weights(model_dir / "autoencoder.safetensors", model_dir)
+        dn_state, dn_bytes = _read_weights(model_dir / "denoiser.safetensors", model_dir)
         autoencoder, denoiser = build_networks(config, data)
-        try:
-            autoencoder.load_state_dict(ae_state)
-            denoiser.load_state_dict(dn_state)
-        except RuntimeError as error:
-            raise InputFileError(f"weights in {model_dir} do not match its config.json ({str(error).splitlines()[0]}); "
-                                 "re-create the model with `nwb-ldns fit`") from None
+        check_state(ae_state, autoencoder, model_dir / "autoencoder.safetensors", model_dir)
+        check_state(dn_state, denoiser, model_dir / "denoiser.safetensors", model_dir)
+        autoencoder.load_state_dict(ae_state)
+        denoiser.load_state_dict(dn_state)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model = cls(config, data, autoencoder, denoiser, latent_stats, model_dir=model_dir).to(device)

@@ -156,6 +156,13 @@ def range_warnings(latent_stats: dict[str, Any], abs_max: float, channel_std: Se
     return out
 
 
+def _check_count(what: str, value: Any) -> None:
+    """A whole number >= 1: int() would silently turn 2.5 trials into 2 and "3" into 3."""
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not whole or value < 1:
+        raise OptionError(f"{what} must be a whole number >= 1, got {value!r}; pass e.g. n=10")
+
+
 def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
              lengths: int | Sequence[int] | None = None,
              conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
@@ -164,10 +171,8 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     from nwb_ldns.models import DDPMSchedule, sample_latents
     from nwb_ldns.models.diffusion import DEFAULT_DDIM_STEPS
 
-    if int(n) < 1:
-        raise OptionError(f"the number of trials to sample must be >= 1, got {n}")
-    if int(batch_size) < 1:
-        raise OptionError(f"batch_size must be >= 1, got {batch_size}")
+    _check_count("the number of trials to sample (n)", n)
+    _check_count("batch_size", batch_size)
     n, batch_size = int(n), int(batch_size)
     gen = torch.Generator().manual_seed(int(seed))
     trial_lengths, length_source = _lengths(model, n, lengths, gen)

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from nwb_ldns.models import masked_poisson_nll
-from nwb_ldns.training.common import Run, autocast, batches_per_epoch, generator_for, shuffled_batches
+from nwb_ldns.training.common import (Run, autocast, batches_per_epoch, check_finite_loss, generator_for,
+                                     shuffled_batches)
 from nwb_ldns.training.schedule import WarmupCosine
 from nwb_ldns.training.state import count_lines, save_checkpoint
 from nwb_ldns.training.steps import autoencoder_step, micro_batch_trials
@@ -82,6 +83,7 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
             m = mask[index].to(run.device)[..., None].to(x.dtype)
             loss = autoencoder_step(model, optimizer, x, m, cfg, noise_gen, bf16=run.bf16, micro=micro)
             scheduler.step()
+            check_finite_loss(loss.item(), STAGE, scheduler.step_count, cfg["lr"])
             total += loss.item() * len(index)
             seen += len(index)
             bar.update(1)
@@ -92,6 +94,7 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
                  "lr": optimizer.param_groups[0]["lr"]})
         if done % cfg["val_every"] == 0 or done == cfg["epochs"]:
             losses = validation_losses(model, val["counts"], val["mask"], cfg["batch_size"], run, val.get("rates"))
+            check_finite_loss(losses["val_poisson_nll"], STAGE, scheduler.step_count, cfg["lr"], "validation loss")
             improved = losses["val_poisson_nll"] < best["val_poisson_nll"] or best["weights"] is None
             significant = losses["val_poisson_nll"] < best["val_poisson_nll"] - EARLY_STOP_REL_TOL * abs(best["val_poisson_nll"])
             stale = 0 if significant else best.get("stale", 0) + 1

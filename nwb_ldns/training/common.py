@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from nwb_ldns.errors import OptionError
+from nwb_ldns.errors import OptionError, TrainingDivergedError
 from nwb_ldns.training.state import fsync_append
 
 logger = logging.getLogger("nwb_ldns.train")
@@ -21,6 +22,26 @@ logger = logging.getLogger("nwb_ldns.train")
 # Called after every epoch (and its checkpoint) with (stage, epochs_done); raising stops training. Tests use it
 # to simulate a killed run.
 EpochCallback = Callable[[str, int], None]
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None: NaN and Infinity are not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def check_finite_loss(value: float, stage: str, step: int, lr: float, what: str = "training loss") -> None:
+    """Stop at the first NaN/inf loss: later steps would only spread it into every weight and write a model
+    that samples garbage (the usual cause is a learning rate far too high for the data)."""
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"the {stage} {what} became {value} at step {step}: training diverged and no model was written; "
+            f"lower --set {stage}.lr (now {lr:g}) and run fit again")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -83,9 +104,9 @@ class Run:
         return self.out_dir / "checkpoints"
 
     def log(self, record: dict[str, Any]) -> None:
-        """One JSON line per epoch / validation in training_log.jsonl."""
+        """One JSON line per epoch / validation in training_log.jsonl (strict JSON: NaN/inf are written as null)."""
         record = {**record, "elapsed_s": round(time.time() - self.started, 3)}
-        fsync_append(self.log_path, json.dumps(record))
+        fsync_append(self.log_path, json.dumps(json_safe(record), allow_nan=False))
 
     def say(self, message: str) -> None:
         """A message for the user (stderr, above any progress bar)."""

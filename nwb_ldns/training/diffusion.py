@@ -15,7 +15,7 @@ import torch
 
 from nwb_ldns.models import EMA, DDPMSchedule
 from nwb_ldns.training.autoencoder import EARLY_STOP_REL_TOL
-from nwb_ldns.training.common import Run, batches_per_epoch, generator_for, shuffled_batches
+from nwb_ldns.training.common import Run, batches_per_epoch, check_finite_loss, generator_for, shuffled_batches
 from nwb_ldns.training.schedule import WarmupCosine
 from nwb_ldns.training.state import count_lines, save_checkpoint
 from nwb_ldns.training.steps import denoiser_step, denoising_loss, micro_batch_trials
@@ -112,6 +112,7 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
                                  extra[index] if extra is not None else None,
                                  cond[index] if cond is not None else None, cfg, noise_gen, bf16=run.bf16, micro=micro)
             scheduler.step()
+            check_finite_loss(loss.item(), STAGE, scheduler.step_count, cfg["lr"])
             ema.update(model)
             total += loss.item() * len(index)
             seen += len(index)
@@ -122,6 +123,7 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
                  "lr": optimizer.param_groups[0]["lr"], "ema_decay": ema.decay(ema.optimization_step)})
         if validation is not None and (done % cfg["val_every"] == 0 or done == cfg["epochs"]):
             val_loss = validation.loss(model, ema.shadow)
+            check_finite_loss(val_loss, STAGE, scheduler.step_count, cfg["lr"], "validation loss")
             improved = val_loss < best["val_loss"]
             stale = 0 if val_loss < best["val_loss"] - EARLY_STOP_REL_TOL * abs(best["val_loss"]) else best["stale"] + 1
             if improved:

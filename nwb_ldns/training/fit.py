@@ -25,9 +25,11 @@ import xarray as xr
 
 from nwb_ldns.config import DEFAULT_PRESET, flatten, resolve_config
 from nwb_ldns.data.schema import validate_session_dataset
-from nwb_ldns.errors import OptionError, OutputExistsError, SessionContentError
+from nwb_ldns.errors import OptionError, OutputExistsError, SessionContentError, TrainingDivergedError
 from nwb_ldns.fileio import check_output, is_model_dir, lock_directory, replace_path
-from nwb_ldns.model_dir import LDNSModel, build_networks, model_description, state_bytes, write_bytes
+from nwb_ldns.model_dir import (LDNSModel, build_networks, model_description, read_safetensors, state_bytes,
+                                write_bytes)
+from nwb_ldns.model_schema import check_config, check_data, check_state, fix_advice
 from nwb_ldns.training.autoencoder import train_autoencoder
 from nwb_ldns.training.conditions import condition_tensor, describe_condition
 from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, resolve_device, use_bf16
@@ -102,6 +104,21 @@ def describe_data(session: xr.Dataset, config: Mapping[str, Any], train: np.ndar
     }
 
 
+MAX_COUNT = 100_000  # spikes of one unit in one bin: far above any recording, exact in float32
+
+
+def check_training_counts(session: xr.Dataset) -> None:
+    """Counts the Poisson model can learn: whole numbers up to MAX_COUNT (1e30 spikes overflow every loss to NaN;
+    fractional counts are rates or smoothed data, not spikes)."""
+    counts = np.asarray(session["counts"].values)
+    if counts.size and float(np.max(counts)) > MAX_COUNT:
+        raise SessionContentError(f"counts reach {float(np.max(counts)):g} spikes in one bin (at most {MAX_COUNT} "
+                                  "expected); check the counts or use a smaller --bin-width")
+    if counts.size and not np.array_equal(counts, np.round(counts)):
+        raise SessionContentError("counts contain fractional values; fit trains on spike counts (whole numbers), "
+                                  "pass binned spike counts, not rates or smoothed data")
+
+
 def _tensors(session: xr.Dataset, positions: np.ndarray) -> dict[str, torch.Tensor]:
     out = {
         "counts": torch.from_numpy(np.ascontiguousarray(session["counts"].values[positions], dtype=np.float32)),
@@ -138,6 +155,8 @@ def _resume_description(out_dir: Path, preset: str | None, overrides: Mapping[st
         raise OptionError(f"cannot resume: {out_dir} is not a model directory started by `nwb-ldns fit`; "
                           "run without --resume to start a new one")
     described = json.loads((out_dir / "config.json").read_text())
+    check_config(described.get("config"), out_dir / "config.json", out_dir)
+    check_data(described.get("data"), out_dir / "config.json", out_dir)
     config = described["config"]
     if preset is not None and preset != config["preset"]:
         raise OptionError(f"--resume: {out_dir} was started with preset {config['preset']!r}, not {preset!r}; "
@@ -212,6 +231,7 @@ def plan(session: xr.Dataset, *, preset: str | None = None, overrides: Mapping[s
     from nwb_ldns.models import count_parameters
 
     validate_session_dataset(session)
+    check_training_counts(session)
     config, (train_pos, val_pos, val_source) = sized_config(session, preset or DEFAULT_PRESET, overrides)
     data = describe_data(session, config, train_pos, val_pos, val_source)
     torch.manual_seed(int(config["seed"]))
@@ -268,6 +288,7 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
     `on_epoch_end(stage, epoch)` runs after every epoch's checkpoint (raise in it to stop training).
     """
     validate_session_dataset(session)
+    check_training_counts(session)
     target = Path(out_dir)
     source = str(session.attrs.get("source_path", "") or "")
     created = _prepare_output(target, resume, overwrite, [source])
@@ -283,8 +304,34 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
 
 def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overrides: Mapping[str, Any] | None,
                 resume: bool, progress: bool, on_epoch_end: EpochCallback | None) -> LDNSModel:
-    """`fit` with the target locked against a second process (see `fit` for the arguments)."""
+    """`fit` with the target locked against a second process (see `fit` for the arguments).
+
+    A new run that diverges leaves nothing behind: its directory could only be resumed into the same divergence
+    (a resume keeps the config), so the user's fix is a new run with a lower learning rate.
+    """
     out_dir, replacing = _run_directory(target, resume)
+    try:
+        return _train_run(session, target, out_dir, replacing, preset=preset, overrides=overrides, resume=resume,
+                          progress=progress, on_epoch_end=on_epoch_end)
+    except TrainingDivergedError:
+        if not resume:
+            _discard_new_run(out_dir, target)
+        raise
+
+
+def _discard_new_run(out_dir: Path, target: Path) -> None:
+    """Remove what a new run wrote: its staging directory, or the contents of the (locked) target."""
+    if out_dir != target:
+        _remove_path(out_dir)
+        return
+    for child in out_dir.iterdir():
+        _remove_path(child)
+
+
+def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool, *, preset: str | None,
+               overrides: Mapping[str, Any] | None, resume: bool, progress: bool,
+               on_epoch_end: EpochCallback | None) -> LDNSModel:
+    """The training run in `out_dir` (the target or its replacement's staging directory)."""
     described = _resume_description(out_dir, preset, overrides) if resume else None
     if described:
         config = described["config"]
@@ -310,6 +357,9 @@ def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overri
             run.say(f"{out_dir} is already fully trained; nothing to resume")
             return _finish(LDNSModel.load(out_dir, device=device), target, replacing)
         checkpoint = load_checkpoint(run.checkpoint_dir)
+        if checkpoint is not None:  # its weights against the networks this config builds
+            check_state(checkpoint["model"], build_networks(config, data)[checkpoint["stage"] == "diffusion"],
+                        run.checkpoint_dir / "latest.json", out_dir)
         ae_done = (out_dir / "autoencoder.safetensors").is_file()
         keep = checkpoint["log_lines"] if checkpoint and not (ae_done and checkpoint["stage"] == "autoencoder") \
             else _finished_stage_lines(run.log_path)  # the finished autoencoder keeps its "done" record
@@ -345,9 +395,9 @@ def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overri
 
     ae_path = out_dir / "autoencoder.safetensors"
     if ae_path.is_file():
-        from safetensors.torch import load_file
-
-        autoencoder.load_state_dict(load_file(str(ae_path)))
+        ae_state = read_safetensors(ae_path, fix_advice(out_dir, resumable=False))[0]
+        check_state(ae_state, autoencoder, ae_path, out_dir)
+        autoencoder.load_state_dict(ae_state)
     else:
         ae_resume = checkpoint if checkpoint and checkpoint["stage"] == "autoencoder" else None
         best, summary = train_autoencoder(autoencoder, train, val, config["autoencoder"], seed, run, ae_resume)
@@ -360,6 +410,10 @@ def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overri
 
     z = encode(autoencoder, train["counts"], config["autoencoder"]["batch_size"], device)
     latents, extra, stats = build_latent_set(z, train["mask"], data["length_mask"], config["latents"]["clip"])
+    if not all(np.isfinite(stats["mean"] + stats["std"])):
+        raise TrainingDivergedError("the autoencoder's latents are NaN or infinite: training diverged and no model "
+                                    f"was written; lower --set autoencoder.lr (now {config['autoencoder']['lr']:g}) "
+                                    "and run fit again")
     weight = train["mask"][..., None].to(train["counts"].dtype)
     stats["train_mean_count_per_bin"] = float((train["counts"] * weight).sum() / (weight.sum() * z.new_tensor(
         float(train["counts"].shape[2]))).clamp_min(1.0))  # what `sample` compares generated spike counts with

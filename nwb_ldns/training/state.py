@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nwb_ldns.errors import InputFileError
 from nwb_ldns.fileio import atomic_output
 
 _TENSOR = "__tensor__"
@@ -89,16 +92,59 @@ def save_checkpoint(checkpoint_root: Path, name: str, states: dict[str, Any], ke
     return target
 
 
-def load_checkpoint(checkpoint_root: Path) -> dict[str, Any] | None:
-    """The newest complete checkpoint's state, or None if there is none."""
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
+
+
+def _damaged(path: Path, problem: str, checkpoint_root: Path) -> InputFileError:
+    """A damaged resume state: --resume would fail again, so the advice is a new run over the model."""
+    return InputFileError(f"{path}: {problem}; the checkpoint is damaged or was edited, re-train with "
+                          f"`nwb-ldns fit SESSION --out {checkpoint_root.parent} --overwrite`")
+
+
+def checkpoint_directory(checkpoint_root: Path) -> Path | None:
+    """The directory latest.json points at, confined to checkpoint_root; None when there is no pointer.
+
+    Why: the pointer is user input; a name like "../../elsewhere" or "/abs" (or a symbolic link leading out)
+    must not make a resume read files outside the model directory.
+    """
     pointer = checkpoint_root / "latest.json"
     if not pointer.is_file():
         return None
-    directory = checkpoint_root / json.loads(pointer.read_text())["checkpoint"]
-    if not (directory / "state.json").is_file():
+    try:
+        name = json.loads(pointer.read_text()).get("checkpoint")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise _damaged(pointer, 'expected a JSON object {"checkpoint": NAME}', checkpoint_root) from None
+    if not isinstance(name, str) or not _CHECKPOINT_NAME.fullmatch(name):
+        raise _damaged(pointer, f"checkpoint name {name!r} is not a plain folder name inside checkpoints/",
+                       checkpoint_root)
+    directory = checkpoint_root / name
+    if directory.resolve().parent != checkpoint_root.resolve():
+        raise _damaged(pointer, f"checkpoint {name!r} leads outside {checkpoint_root}", checkpoint_root)
+    return directory
+
+
+def load_checkpoint(checkpoint_root: Path) -> dict[str, Any] | None:
+    """The newest complete checkpoint's state, or None if there is none (safetensors + JSON; never a pickle)."""
+    directory = checkpoint_directory(checkpoint_root)
+    if directory is None or not (directory / "state.json").is_file():
         return None
-    tensors = load_file(str(directory / "tensors.safetensors"))
-    return unpack(json.loads((directory / "state.json").read_text()), tensors)
+    tensors_path = directory / "tensors.safetensors"
+    if not tensors_path.is_file():
+        raise _damaged(tensors_path, "the checkpoint's tensors file is missing", checkpoint_root)
+    try:
+        tensors = load_file(str(tensors_path))
+    except SafetensorError as error:
+        raise _damaged(tensors_path, f"not a valid safetensors file ({error})", checkpoint_root) from None
+    skeleton_path = directory / "state.json"
+    try:
+        state = unpack(json.loads(skeleton_path.read_text()), tensors)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _damaged(skeleton_path, "not valid JSON", checkpoint_root) from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise _damaged(skeleton_path, f"refers to tensors or values it lacks ({error!r})", checkpoint_root) from None
+    if not isinstance(state, dict) or state.get("stage") not in ("autoencoder", "diffusion"):
+        raise _damaged(skeleton_path, "not a resume state of the autoencoder or diffusion stage", checkpoint_root)
+    return state
 
 
 def truncate_lines(path: Path, n_lines: int) -> None:
