@@ -12,6 +12,8 @@ from uuid import uuid4
 
 import numpy as np
 
+from nwb_ldns.mc_maze_fixture import MazeTruth, write_mc_maze_like  # noqa: F401 - the MC_Maze stand-in
+
 
 def counts_to_spike_times(counts: np.ndarray, bin_width: float, trial_starts: np.ndarray) -> list[np.ndarray]:
     """Per-unit sorted spike times from (trial, time, unit) counts (the shared rule, as one array per unit).
