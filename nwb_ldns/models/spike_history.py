@@ -8,7 +8,7 @@ bursting. The GLM adds them: for neuron n at bin t
 with lambda the rates of the autoencoder (training) or of the diffusion samples (sampling), H = 20 previous bins of
 the same neuron (no coupling between neurons), and counts clipped at `max_spikes` (Bernoulli when it is 1).
 
-Ours, documented as such: the history term is a grouped causal convolution, so training streams mini-batches of
+Ours, documented as such: the history term is a causal sum of shifted views, so training streams mini-batches of
 trials instead of the reference's full-batch 240,960 x 22 design tensor (3.9 GB at monkey scale); and training
 uses every bin with the same zero-padded history that sampling starts from (the reference trains only on bins
 whose 20-bin history is observed, then samples the first 20 bins from zero history: a start-of-trial mismatch).
@@ -63,26 +63,44 @@ class SpikeHistoryGLM(nn.Module):
         return self.history_weight.shape[0]
 
     def history_drive(self, counts: torch.Tensor) -> torch.Tensor:
-        """(batch, time, units) counts -> (batch, time, units) sum_k w[n, k] s_n(t - k), zero before the trial."""
-        x = counts.transpose(1, 2)  # (batch, units, time)
-        padded = F.pad(x, (self.history, 0))
-        drive = F.conv1d(padded, self.history_weight.unsqueeze(1), groups=self.n_units)
-        return drive[..., : x.shape[-1]].transpose(1, 2)
+        """(batch, time, units) counts -> (batch, time, units) sum_k w[n, k] s_n(t - k), zero before the trial.
+
+        A sum over the H lags of shifted views of one padded tensor: no (batch, time, units, H) copy, and several
+        times faster on CPU than the equivalent grouped convolution (one group per neuron).
+        """
+        n_bins = counts.shape[1]
+        padded = F.pad(counts, (0, 0, self.history, 0))  # H zero bins before the trial
+        drive = torch.zeros_like(counts)
+        for lag in range(1, self.history + 1):
+            start = self.history - lag
+            drive = drive + self.history_weight[:, self.history - lag] * padded[:, start:start + n_bins]
+        return drive
 
     def rate(self, drive: torch.Tensor, log_rate: torch.Tensor) -> torch.Tensor:
         """Conditional intensity from the history drive and log lambda (same shapes, units last)."""
         return F.softplus(drive + self.rate_weight * log_rate + self.bias)
 
-    def forward(self, counts: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced intensities of every bin: (batch, time, units) counts and rates -> intensities."""
-        return self.rate(self.history_drive(counts), torch.log(rates.clamp_min(RATE_FLOOR)))
+    def forward(self, counts: torch.Tensor, log_rates: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced intensities of every bin: (batch, time, units) counts and log rates -> intensities."""
+        return self.rate(self.history_drive(counts), log_rates)
 
 
-def _loss(model: SpikeHistoryGLM, counts: torch.Tensor, rates: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Poisson NLL (with the Stirling term, as PoissonNLLLoss(full=True)) averaged over the weighted bins."""
-    intensity = model(counts, rates)
-    nll = F.poisson_nll_loss(intensity, counts, log_input=False, full=True, reduction="none")
-    return (nll * weight).sum() / weight.sum().clamp_min(1.0)
+def log_rates_of(rates: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """log lambda as float32, zero rates floored (computed once per data set, not per step)."""
+    return torch.log(torch.as_tensor(np.asarray(rates), dtype=torch.float32).clamp_min(RATE_FLOOR))
+
+
+def _loss(model: SpikeHistoryGLM, counts: torch.Tensor, log_rates: torch.Tensor, weight: torch.Tensor
+          ) -> torch.Tensor:
+    """Full Poisson NLL, p - y log p + log y!, averaged over the weighted bins.
+
+    log y! is exact (a lookup: counts are clipped integers), where PoissonNLLLoss(full=True) uses Stirling's
+    approximation for y > 1; the gradients are the same.
+    """
+    intensity = model(counts, log_rates)
+    log_factorial = torch.lgamma(torch.arange(model.max_spikes + 1, dtype=torch.float32) + 1)
+    nll = intensity - counts * torch.log(intensity.clamp_min(1e-12)) + log_factorial[counts.long()]
+    return (nll * weight).sum() / (weight.sum() * nll.shape[-1]).clamp_min(1.0)  # mean over bins and units
 
 
 def _bin_weights(mask: torch.Tensor, history: int, start: str) -> torch.Tensor:
@@ -102,10 +120,10 @@ def fit_spike_history(counts: np.ndarray, rates: np.ndarray, config: HistoryConf
     trials at a time (a few MB at monkey scale), never a history design matrix.
     """
     counts_t = torch.as_tensor(np.minimum(np.asarray(counts), config.max_spikes), dtype=torch.float32)
-    rates_t = torch.as_tensor(np.asarray(rates), dtype=torch.float32)
-    if counts_t.shape != rates_t.shape or counts_t.ndim != 3:
+    log_rates_t = log_rates_of(rates)
+    if counts_t.shape != log_rates_t.shape or counts_t.ndim != 3:
         raise ValueError(f"counts and rates must both be (trials, time, units); got {tuple(counts_t.shape)} and "
-                         f"{tuple(rates_t.shape)}")
+                         f"{tuple(log_rates_t.shape)}")
     mask_t = torch.ones(counts_t.shape[:2], dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
     generator = torch.Generator().manual_seed(config.seed)
     model = SpikeHistoryGLM(counts_t.shape[2], config.history, config.max_spikes)
@@ -118,7 +136,7 @@ def fit_spike_history(counts: np.ndarray, rates: np.ndarray, config: HistoryConf
         for first in range(0, n_trials, config.batch_size):
             rows = order[first:first + config.batch_size]
             weight = _bin_weights(mask_t[rows], config.history, config.start)
-            loss = _loss(model, counts_t[rows], rates_t[rows], weight)
+            loss = _loss(model, counts_t[rows], log_rates_t[rows], weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -136,11 +154,10 @@ def sample_with_history(model: SpikeHistoryGLM, rates: np.ndarray, generator: to
     Vectorised over trials and neurons; a loop over time only. Counts are min(Poisson(p), max_spikes), or
     Bernoulli(min(p, 1)) when max_spikes is 1.
     """
-    rates_t = torch.as_tensor(np.asarray(rates), dtype=torch.float32)
-    n_trials, n_bins, n_units = rates_t.shape
+    log_rates = log_rates_of(rates)
+    n_trials, n_bins, n_units = log_rates.shape
     if n_units != model.n_units:
         raise ValueError(f"the spike-history model has {model.n_units} units; the rates have {n_units}")
-    log_rates = torch.log(rates_t.clamp_min(RATE_FLOOR))
     history = torch.zeros(n_trials, n_units, model.history)  # oldest first, like history_weight
     out = torch.zeros(n_trials, n_bins, n_units)
     for t in range(n_bins):
