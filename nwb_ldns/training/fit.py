@@ -354,8 +354,12 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
             run.say(f"resuming the interrupted replacement of {target} (in {out_dir}); the old model stays "
                     "until it is complete")
         if (out_dir / "denoiser.safetensors").is_file():
-            run.say(f"{out_dir} is already fully trained; nothing to resume")
-            return _finish(LDNSModel.load(out_dir, device=device), target, replacing)
+            model = LDNSModel.load(out_dir, device=device)
+            if _logged_quality(run.log_path):
+                run.say(f"{out_dir} is already fully trained; nothing to resume")
+            else:  # killed during the held-out check: finish it, so the log equals an uninterrupted run's
+                _check_quality(run, model, _tensors(session, train_pos), _tensors(session, val_pos), seed)
+            return _finish(model, target, replacing)
         checkpoint = load_checkpoint(run.checkpoint_dir)
         if checkpoint is not None:  # its weights against the networks this config builds
             check_state(checkpoint["model"], build_networks(config, data)[checkpoint["stage"] == "diffusion"],
@@ -431,13 +435,26 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
     run.log({"stage": "diffusion", "event": "done", **summary})
     write_bytes(out_dir / "denoiser.safetensors", state_bytes(denoiser))  # last: marks the model complete
     model = LDNSModel.load(out_dir, device=device)
+    _check_quality(run, model, train, val, seed)
+    model = _finish(model, target, replacing)
+    run.say(f"model written to {target} in {time.time() - run.started:.0f} s")
+    return model
+
+
+def _check_quality(run: Run, model: LDNSModel, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
+                   seed: int) -> None:
+    """The held-out check against a PSTH: its log record and the lines fit prints (seeded, so a rerun after a
+    kill gives the same record)."""
     quality = fit_quality(model, train, val, seed)
     run.log({"event": "quality", **quality["numbers"]})
     for line in quality["lines"]:
         run.say(line)
-    model = _finish(model, target, replacing)
-    run.say(f"model written to {target} in {time.time() - run.started:.0f} s")
-    return model
+
+
+def _logged_quality(log_path: Path) -> bool:
+    """Whether the run's log holds the held-out check's record (a kill during the check leaves it out)."""
+    lines = log_path.read_text().splitlines() if log_path.is_file() else []
+    return any(line.strip() and json.loads(line).get("event") == "quality" for line in lines)
 
 
 def _finish(model: LDNSModel, target: Path, replacing: bool) -> LDNSModel:
