@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from nwb_ldns.errors import OptionError
+from nwb_ldns.errors import OptionError, SessionContentError
 
 
 def _children(container) -> Iterator[object]:
@@ -188,9 +188,30 @@ def ragged(table, name: str) -> tuple[np.ndarray, np.ndarray]:
 
     col = column(table, name)
     if isinstance(col, VectorIndex):
-        return flat_data(col.target), flat_data(col).astype(np.int64)
-    index = column(table, f"{name}_index")
-    return flat_data(col), flat_data(index).astype(np.int64)
+        data, ends = flat_data(col.target), flat_data(col).astype(np.int64)
+    else:
+        data, ends = flat_data(col), flat_data(column(table, f"{name}_index")).astype(np.int64)
+    _check_ragged_index(table, name, len(data), ends)
+    return data, ends
+
+
+def _check_ragged_index(table, name: str, n_values: int, ends: np.ndarray) -> None:
+    """SessionContentError for a damaged ragged index.
+
+    Why: an index that is decreasing, negative, does not end at the data's end or lacks an end per row (a damaged
+    or hand-edited file) would otherwise slice the wrong values or fail deep inside numpy with a traceback.
+    """
+    rows = len(flat_data(table.id))
+    if len(ends) != rows:
+        problem = f"has {len(ends)} entries for the table's {rows} rows"
+    elif len(ends) and (ends[0] < 0 or bool((np.diff(ends) < 0).any())):
+        problem = "is not a non-decreasing list of non-negative end offsets"
+    elif (int(ends[-1]) if len(ends) else 0) != n_values:
+        problem = f"ends at offset {int(ends[-1]) if len(ends) else 0} but {name} holds {n_values} values"
+    else:
+        return
+    raise SessionContentError(f"table {getattr(table, 'name', '?')!r}: {name}_index {problem}; the file is damaged "
+                              f"or was written incorrectly, rewrite the table's {name} column (e.g. with pynwb)")
 
 
 def has_column(table, name: str) -> bool:
