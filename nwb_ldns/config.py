@@ -202,6 +202,11 @@ _NULLABLE: dict[str, type] = {"latents.clip": float, "diffusion.condition": str,
 _POSITIVE_INT = {"hidden", "latent", "d_state", "epochs", "batch_size", "checkpoint_every", "num_steps", "td_lags"}
 _POSITIVE_FLOAT = {"lr", "grad_clip", "horizon_factor", "ema_power", "smoothl1_beta", "out_scale", "beta_start",
                    "beta_end", "ema_max_value"}
+# Upper bounds far above any usable value, below where the optimiser's float32 arithmetic overflows (AdamW's first
+# step is lr / 0.1 and its decay factor 1 - lr * weight_decay; float32 ends at 3.4e38): an lr of 1e308 would end
+# in an overflow inside torch instead of a divergence that fit reports. Typical learning rates are 1e-4 to 1e-2.
+MAX_LR = 1e6
+MAX_WEIGHT_DECAY = 1e6
 
 
 def preset_names() -> list[str]:
@@ -274,6 +279,10 @@ def _check_ranges(flat: Mapping[str, Any]) -> None:
     for section in ("autoencoder", "diffusion"):
         if flat[f"{section}.warmup_epochs"] < 0 or flat[f"{section}.weight_decay"] < 0:
             raise OptionError(f"--set {section}.warmup_epochs and {section}.weight_decay must be >= 0")
+        for leaf, limit in (("lr", MAX_LR), ("weight_decay", MAX_WEIGHT_DECAY)):
+            if flat[f"{section}.{leaf}"] > limit:
+                raise OptionError(f"--set {section}.{leaf}={flat[f'{section}.{leaf}']:g} is far above any usable "
+                                  f"value (at most {limit:g}; typical: lr 1e-4 to 1e-2, weight_decay 0 to 0.1)")
     if not 0.0 <= flat["autoencoder.mask_prob"] < 1.0:
         raise OptionError("--set autoencoder.mask_prob must be in [0, 1)")
     if flat["autoencoder.val_every"] < 1:

@@ -72,10 +72,13 @@ def model_description(config: Mapping[str, Any], data: Mapping[str, Any]) -> dic
 
 
 def build_networks(config: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Fresh (randomly initialised) autoencoder and denoiser for this config and data."""
+    """Fresh (randomly initialised) autoencoder and denoiser for this config and data (refused before allocation
+    when their parameters would not fit in memory: nwb_ldns.limits)."""
+    from nwb_ldns.limits import check_network_size
     from nwb_ldns.models import AutoEncoder, Denoiser
 
     args = network_arguments(config, data)
+    check_network_size(args)
     return AutoEncoder(**args["autoencoder"]), Denoiser(**args["denoiser"])
 
 

@@ -163,6 +163,37 @@ def _check_count(what: str, value: Any) -> None:
         raise OptionError(f"{what} must be a whole number >= 1, got {value!r}; pass e.g. n=10")
 
 
+def _longest(model: "LDNSModel", lengths: int | Sequence[int] | None) -> int:
+    """Upper bound of the generated trial length, before the lengths are drawn or checked (_lengths checks them)."""
+    try:
+        given = np.asarray(lengths if lengths is not None else [], dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        given = np.empty(0)  # refused by _lengths with its own message
+    given = given[np.isfinite(given)]
+    return int(max([int(model.data["n_bins"])] + ([float(given.max())] if given.size else [])))
+
+
+def _check_memory(model: "LDNSModel", n: int, lengths: int | Sequence[int] | None) -> None:
+    """Refuse before allocation an n whose counts, rates, latents and spike times would not fit in memory."""
+    from nwb_ldns.limits import available_memory, check_fits
+
+    n_units = int(model.data["n_units"])
+    n_latent = int(model.config["autoencoder"]["latent"])
+    mean_count = float(model.latent_stats.get("train_mean_count_per_bin") or 1.0)
+    max_len = _longest(model, lengths)
+    # per (trial, bin): float32 counts, rates and a copy while writing, the spike times (float64 + sort scratch)
+    # of the expected counts, the float32 latents and the mask
+    per_trial = max_len * (n_units * (12 + 16 * mean_count) + 4 * n_latent + 2)
+    available = available_memory()
+    fitting = int(available // per_trial) if available else None
+    if fitting == 0:
+        fix = f"give a shorter --length (now {max_len:,} bins)"
+    else:
+        fix = (f"lower --n{f' (about {fitting:,} fit now)' if fitting else ''} and generate the rest in further "
+               "runs with other --seed values")
+    check_fits(float(n) * per_trial, f"sampling {n:,} trials x {max_len:,} bins x {n_units:,} units", fix)
+
+
 def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
              lengths: int | Sequence[int] | None = None,
              conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
@@ -174,6 +205,7 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     _check_count("the number of trials to sample (n)", n)
     _check_count("batch_size", batch_size)
     n, batch_size = int(n), int(batch_size)
+    _check_memory(model, n, lengths)
     gen = torch.Generator().manual_seed(int(seed))
     trial_lengths, length_source = _lengths(model, n, lengths, gen)
     cond_values, condition_source = _conditions(model, n, conditions, gen)  # angles or class labels

@@ -16,9 +16,14 @@ import numpy as np
 from nwb_ldns.convert import lorenz_sim
 from nwb_ldns.convert.nwb_common import gzip, new_nwbfile, trials_table, units_from_counts
 from nwb_ldns.errors import OptionError
+from nwb_ldns.limits import check_fits
 from nwb_ldns.fileio import atomic_output
 
 TRIAL_GAP_S = 0.1  # silence between consecutive trials on the session timeline
+# peak bytes of a simulation per (trial, bin): float32 latents and a float64 bin start; per (trial, bin, neuron):
+# float32 rates, the einsum and Poisson intermediates, int32 counts and the spike times built from them
+BYTES_PER_BIN = 24
+BYTES_PER_BIN_AND_NEURON = 20
 # DANDI has no species for simulations; NCBI Taxonomy's "synthetic construct" (taxon 32630) passes the species
 # checks and says honestly that no animal was recorded (session_description repeats it in words).
 SYNTHETIC_SPECIES = "http://purl.obolibrary.org/obo/NCBITaxon_32630"
@@ -42,6 +47,9 @@ def _check_options(n_trials: int, n_neurons: int, n_bins: int, seed: int, bin_wi
         raise OptionError(f"--seed must be an integer in [0, 2**32), got {seed}")
     if not (np.isfinite(bin_width) and bin_width > 0):
         raise OptionError(f"--bin-width must be a positive number of seconds, got {bin_width}")
+    check_fits(float(n_trials) * n_bins * (BYTES_PER_BIN + BYTES_PER_BIN_AND_NEURON * n_neurons),
+               f"simulating {n_trials:,} trials x {n_bins:,} bins x {n_neurons:,} neurons",
+               "lower --trials, --bins or --neurons (the benchmark uses 5000 x 256 x 128)")
 
 
 def _parameters(n_trials: int, n_neurons: int, n_bins: int, seed: int, bin_width: float) -> dict:

@@ -19,6 +19,7 @@ from nwb_ldns.errors import InputFileError
 from nwb_ldns.fileio import sha256_file
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SUPPORTED_NWB_MAJOR = 2  # the NWB major version pynwb reads; 1.x and 3.x+ are refused by check_nwb_version
 
 
 @dataclass
@@ -47,7 +48,7 @@ def _as_text(value: object) -> str:
 
 
 def check_nwb_version(version: str | None, where: str) -> str:
-    """Accept NWB 2.x; reject missing, 1.x and MatNWB 2.0-beta versions with a message naming the version."""
+    """Accept NWB 2.x; reject missing, 1.x, future (3.x and later) and MatNWB 2.0-beta versions, naming the version."""
     if version is None:
         raise InputFileError(
             f"{where} is an HDF5/Zarr file but not NWB (no 'nwb_version' attribute); pass an NWB 2.x file"
@@ -61,6 +62,12 @@ def check_nwb_version(version: str | None, where: str) -> str:
         raise InputFileError(
             f"{where} uses NWB schema version {text} (NWB 1.x), which pynwb cannot read; "
             "convert it to NWB 2.x first (e.g. with the NWB 1->2 conversion tools) and pass the converted file"
+        )
+    if major > SUPPORTED_NWB_MAJOR:
+        raise InputFileError(
+            f"{where} claims NWB schema version {text} (NWB {major}.x), a future major version that this nwb-ldns "
+            f"and pynwb (NWB {SUPPORTED_NWB_MAJOR}.x) cannot read correctly; upgrade nwb-ldns and pynwb, or ask the "
+            f"file's author for an NWB {SUPPORTED_NWB_MAJOR}.x export"
         )
     if major == 2 and minor == 0 and "b" in rest.lower():
         raise InputFileError(

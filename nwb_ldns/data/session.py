@@ -172,7 +172,7 @@ class _Reader:
                 raise OptionError(
                     "--window-length cuts windows from the whole recording; do not combine it with --align/--window"
                 )
-            windows = fixed_windows(window_length, width, source.span(), self.split_seed)
+            windows = fixed_windows(window_length, width, source.span(), self.split_seed, n_units=source.n_units)
             table = None
         else:
             table_path, table = self.trial_table(trials_table)
@@ -184,6 +184,7 @@ class _Reader:
                 window=window,
                 recording=source.recording(table),
                 split_seed=self.split_seed,
+                n_units=source.n_units,
             )
         check_disjoint_warning(windows)
 
@@ -324,6 +325,10 @@ class _UnitsSource:
             obs = np.asarray(obs, dtype=np.float64).reshape(-1, 2)
             self.obs = _select_ragged(obs, obs_index, self.rows)
 
+    @property
+    def n_units(self) -> int:
+        return len(self.index)
+
     def check_bin_width(self, width: float) -> None:
         return None
 
@@ -450,7 +455,7 @@ def _select_ragged(data: np.ndarray, index: np.ndarray, rows: np.ndarray) -> tup
 
 
 def _check_spike_times(spike_times: np.ndarray, index: np.ndarray, ids: np.ndarray, path: str) -> None:
-    """SessionContentError for NaN/inf or unsorted spike times, naming the first offending unit."""
+    """SessionContentError for NaN/inf, negative or unsorted spike times, naming the first offending unit."""
     units = np.repeat(np.arange(len(index)), np.diff(np.concatenate([[0], index])))
     bad = ~np.isfinite(spike_times)
     if bad.any():
@@ -459,6 +464,7 @@ def _check_spike_times(spike_times: np.ndarray, index: np.ndarray, ids: np.ndarr
             f"{path} unit {unit} has NaN or infinite spike times; remove them from the file's spike_times "
             "(or exclude the unit with --units-filter)"
         )
+    _check_negative(spike_times, units, ids, path)
     if len(spike_times) > 1:
         decreasing = np.diff(spike_times) < 0
         decreasing &= units[1:] == units[:-1]  # a drop between two units is not a problem
@@ -468,6 +474,23 @@ def _check_spike_times(spike_times: np.ndarray, index: np.ndarray, ids: np.ndarr
                 f"{path} unit {unit} has unsorted spike times; rewrite the Units table with each unit's spike_times "
                 "sorted ascending (or exclude the unit with --units-filter)"
             )
+
+
+def _check_negative(spike_times: np.ndarray, units: np.ndarray, ids: np.ndarray, path: str) -> None:
+    """SessionContentError naming the first unit with spike times before the session start and how many."""
+    negative = spike_times < 0
+    if not negative.any():
+        return
+    per_unit = np.bincount(units[negative], minlength=len(ids))
+    first = int(np.flatnonzero(per_unit)[0])
+    others = int((per_unit > 0).sum()) - 1
+    also = f" (and {others} other units)" if others else ""
+    raise SessionContentError(
+        f"Units table {path}: unit {ids[first]} has {int(per_unit[first])} negative spike times{also}, the earliest "
+        f"{float(spike_times.min()):.6g} s; NWB times are seconds from session_start_time, so none may be negative: "
+        "shift every time in the file (spikes and trials) by the same offset so that none is below 0, or exclude "
+        "the unit with --units-filter"
+    )
 
 
 class _SeriesSource:
@@ -499,6 +522,10 @@ class _SeriesSource:
             raise SessionContentError(
                 f"{self.path} holds negative values; --counts-series must name a series of counts"
             )
+
+    @property
+    def n_units(self) -> int:
+        return int(self.data.shape[1])
 
     def check_bin_width(self, width: float) -> None:
         ratio = width / self.sample_width

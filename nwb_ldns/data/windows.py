@@ -14,9 +14,16 @@ import numpy as np
 
 from nwb_ldns.data import tables
 from nwb_ldns.errors import OptionError, SessionContentError
+from nwb_ldns.limits import check_session_size
 
 SPLIT_VALUES = ("train", "val", "test", "generated")
 _EPS = 1e-6  # tolerance (in bins) when a duration is an integer number of bins up to float rounding
+# Overlapping trials of a start/stop table: real tables have a few short overlaps (trial intervals padded beyond
+# the next trial's start), which are kept with a warning; a table where a trial overlaps its successor by at least
+# this fraction of the shorter trial, or where more than OVERLAP_MAX_SHARE of the trials overlap, is not a set of
+# trials (wrong stop times, duplicated rows, events mistaken for trials) and is refused.
+OVERLAP_MAX_FRACTION = 0.5
+OVERLAP_MAX_SHARE = 0.1
 
 
 @dataclass
@@ -90,8 +97,12 @@ def trial_windows(
     window: tuple[float, float] | None,
     recording: tuple[float, float],
     split_seed: int,
+    n_units: int = 1,
 ) -> Windows:
-    """Windows from a trial table: [start, stop) of each trial, or `window` around `align` (default start_time)."""
+    """Windows from a trial table: [start, stop) of each trial, or `window` around `align` (default start_time).
+
+    `n_units` sizes the memory check (nwb_ldns.limits) made before any per-bin array is allocated.
+    """
     n_rows = len(table)
     if n_rows == 0:
         raise SessionContentError(
@@ -129,17 +140,28 @@ def trial_windows(
         recorded = _recorded_alignment(table, start)
         if recorded is not None:  # files written by nwb-ldns export keep each trial's time-0 in `align_time`
             align_name, align_time, offset = "align_time", recorded, round(float(np.median(start - recorded)), 9)
+        zero = keep & (stop == start)
+        if zero.any():
+            notes.append(f"dropped {int(zero.sum())} zero-length trials (stop_time == start_time)")
+            keep &= ~zero
+        longest = float(np.max(np.where(keep, stop - start, 0.0)))
+        _check_grid(int(keep.sum()), longest / bin_width, n_units,
+                    f"choose a larger --bin-width (now {bin_width:g} s; 0.01 is typical) or shorter trials "
+                    "(--align COLUMN --window START STOP)")
         n_bins = n_bins_in(stop - start, bin_width)
         short = keep & (n_bins < 1)
         if short.any():
             notes.append(f"dropped {int(short.sum())} trials shorter than one bin ({bin_width} s)")
             keep &= ~short
+        notes += _overlap_notes(start, stop, keep, ids, table_path)
     else:
         w0, w1 = float(window[0]), float(window[1])
         if not w1 > w0:
             raise OptionError(
                 f"--window {w0} {w1}: STOP must be greater than START (seconds relative to the alignment)"
             )
+        _check_grid(int(keep.sum()), (w1 - w0) / bin_width, n_units,
+                    f"choose a larger --bin-width (now {bin_width:g} s; 0.01 is typical) or a shorter --window")
         n = int(n_bins_in(w1 - w0, bin_width))
         if n < 1:
             raise OptionError(
@@ -189,6 +211,41 @@ def trial_windows(
     return result.subset(keep)
 
 
+def _check_grid(n_trials: float, bins_per_trial: float, n_units: int, fix: str) -> None:
+    """Refuse trials x bins x units that would not fit in memory, before n_bins_in or any per-bin array.
+
+    Why before n_bins_in: a bin count above 2**63 (a duration over a denormal --bin-width) would wrap around when
+    cast to int64 instead of failing.
+    """
+    check_session_size(n_trials, float(np.floor(bins_per_trial + _EPS)), n_units, fix)
+
+
+def _overlap_notes(start: np.ndarray, stop: np.ndarray, keep: np.ndarray, ids: np.ndarray,
+                   table_path: str) -> list[str]:
+    """A warning for a few short overlaps between consecutive kept trials; SessionContentError for gross ones."""
+    rows = np.flatnonzero(keep)
+    if len(rows) < 2:
+        return []
+    rows = rows[np.argsort(start[rows], kind="stable")]
+    previous, following = rows[:-1], rows[1:]
+    overlap = stop[previous] - start[following]
+    shorter = np.minimum(stop[previous] - start[previous], stop[following] - start[following])
+    bad = overlap > 1e-9 * np.maximum(1.0, np.abs(start[following]))
+    if not bad.any():
+        return []
+    fraction = float(np.max(overlap[bad] / shorter[bad]))
+    listed = ids[following[bad]][:10].tolist()
+    where = (f"{int(bad.sum())} of {len(rows)} trials of {table_path} start before the previous trial stops "
+             f"(ids {listed}{' ...' if bad.sum() > 10 else ''}; by up to {float(overlap[bad].max()):.3g} s, "
+             f"{fraction:.0%} of the shorter trial)")
+    if fraction >= OVERLAP_MAX_FRACTION or bad.sum() > OVERLAP_MAX_SHARE * len(rows):
+        raise SessionContentError(
+            f"overlapping trials: {where}; fix start_time/stop_time in the table, or cut trials that may overlap "
+            "with --align COLUMN --window START STOP (or fixed windows with --window-length SECONDS)"
+        )
+    return [f"trial windows overlap: {where}; spikes in an overlap are counted in both trials"]
+
+
 def _recorded_alignment(table, start: np.ndarray) -> np.ndarray | None:
     """The table's `align_time` column when it sits a constant offset before/after start_time, else None."""
     if not tables.has_column(table, "align_time") or not _is_numeric(table, "align_time"):
@@ -227,15 +284,25 @@ def random_splits(n: int, seed: int) -> np.ndarray:
     return split.astype(str)
 
 
-def fixed_windows(window_length: float, bin_width: float, span: tuple[float, float], split_seed: int) -> Windows:
-    """Consecutive non-overlapping windows of `window_length` seconds over the recording span."""
+def fixed_windows(window_length: float, bin_width: float, span: tuple[float, float], split_seed: int,
+                  n_units: int = 1) -> Windows:
+    """Consecutive non-overlapping windows of `window_length` seconds over the recording span.
+
+    The number of windows and bins is checked against memory (nwb_ldns.limits) before any array is allocated.
+    """
     if not window_length > 0:
         raise OptionError(f"--window-length must be positive seconds, got {window_length}")
-    n = int(n_bins_in(window_length, bin_width))
-    if n < 1:
+    bins_per_window = float(np.floor(window_length / bin_width + _EPS))
+    if bins_per_window < 1:
         raise OptionError(f"--window-length {window_length} is shorter than one bin ({bin_width} s); lengthen it")
+    n_windows = float(np.floor((span[1] - span[0]) / (bins_per_window * bin_width) + _EPS))
+    _check_grid(n_windows, bins_per_window, n_units,
+                f"the recording spans {span[0]:.6g} to {span[1]:.6g} s (its first to last spike or observed "
+                f"interval): look for stray times far from the others, or choose a larger --bin-width (now "
+                f"{bin_width:g} s) or a longer --window-length")
+    n = int(bins_per_window)
     length = n * bin_width
-    count = int(np.floor((span[1] - span[0]) / length + _EPS))
+    count = int(n_windows)
     if count < 1:
         raise SessionContentError(
             f"the recording ({span[1] - span[0]:.3f} s) is shorter than --window-length {window_length}; "
@@ -256,7 +323,10 @@ def fixed_windows(window_length: float, bin_width: float, span: tuple[float, flo
 
 
 def check_disjoint_warning(windows: Windows) -> None:
-    """Warn when trial windows overlap (spikes then count in several trials; binning takes the slower path)."""
+    """Warn when --align/--window windows overlap (spikes then count in several trials; legitimate for aligned
+    windows). Trials from a table's start/stop are checked, with their ids, by trial_windows."""
+    if windows.window is None:
+        return
     starts = windows.align_time + windows.offset
     order = np.argsort(starts)
     ends = starts + windows.n_bins * windows.bin_width

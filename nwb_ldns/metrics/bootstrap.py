@@ -62,6 +62,22 @@ def _aggregate(full: dict | None, folds: list[dict]) -> dict:
     return out
 
 
+# --maxval above this many times the largest population count (or MAXVAL_FLOOR) is refused: the KDE grid past
+# the data holds no mass, and each grid point costs memory for every distinct count (1e9 asks for tens of GiB)
+MAXVAL_FACTOR = 10
+MAXVAL_FLOOR = 1000
+
+
+def check_maxval(maxval: int, largest: float) -> int:
+    """The given KDE grid end, or OptionError when it is far beyond the data (before the grid is allocated)."""
+    limit = max(MAXVAL_FLOOR, MAXVAL_FACTOR * int(largest))
+    if int(maxval) > limit:
+        raise OptionError(f"--maxval {maxval} is far beyond the largest population count in the compared sets "
+                          f"({int(largest)}); give at most {limit} ({MAXVAL_FACTOR} x that count, at least "
+                          f"{MAXVAL_FLOOR}) or leave --maxval out to use the largest count")
+    return int(maxval)
+
+
 def protocol_table(real_counts, model_counts: list, bin_width: float, *, real_mask=None, model_masks=None,
                    n_resamples: int = 5, seed: int = 42, maxval: int | None = None,
                    extras: bool = True) -> dict:
@@ -95,9 +111,8 @@ def protocol_table(real_counts, model_counts: list, bin_width: float, *, real_ma
         weights = np.concatenate([np.ones((1, n)), _weights(bootstrap_indices(n, n_resamples, seed), n)])
         model_stats.append(summarise(counts, bin_width, mask, weights))
 
-    if maxval is None:
-        maxval = max([full_real.max_pop] + [stats[0].max_pop for stats in model_stats])
-    maxval = int(maxval)
+    largest = max([full_real.max_pop] + [stats[0].max_pop for stats in model_stats])
+    maxval = int(largest if maxval is None else check_maxval(maxval, largest))
     floor = [compare(c, h, maxval, isi_reference=full_real, extras=extras) for h, c in zip(halves, complements)]
     models = []
     for stats in model_stats:

@@ -101,7 +101,12 @@ def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str
         train_logger.addHandler(handler)
         train_logger.setLevel(logging.INFO)
     out = out or default_model_dir(session)
-    model = fit_model(data, out, preset=preset, overrides=overrides or None, resume=resume,
-                      progress=not quiet, overwrite=overwrite)
+    missing_parent = not out.parent.exists()
+    try:
+        model = fit_model(data, out, preset=preset, overrides=overrides or None, resume=resume,
+                          progress=not quiet, overwrite=overwrite)
+    finally:  # said even when fit stops later: the folder stays
+        if missing_parent and out.parent.is_dir():
+            click.echo(f"created the parent folder {out.parent} (it did not exist)", err=True)
     click.echo(f"model directory: {model.model_dir}")
     click.echo(f"next: nwb-ldns sample {model.model_dir} --n 100 --out synthetic.nwb")
