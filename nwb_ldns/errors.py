@@ -32,6 +32,13 @@ class OutputExistsError(NWBLDNSError):
     """The output exists and --overwrite was not given."""
 
 
+class OutputWriteError(NWBLDNSError):
+    """An output cannot be written: read-only file system, disk full, quota exceeded or no permission.
+
+    The partial output is removed before this is raised; nothing is left under the final name.
+    """
+
+
 class GeneratedRangeWarning(UserWarning):
     """Generated latents or spike counts lie outside what the model saw in training (an under-trained or
     diverging denoiser); the samples are kept, but their statistics should be checked before use."""

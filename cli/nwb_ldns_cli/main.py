@@ -1,17 +1,21 @@
 """The `nwb-ldns` command: a thin click group; each subcommand lives in its own module under commands/.
 
-Errors the user can fix (`NWBLDNSError`) are printed as one line without a traceback, exit code 2.
+Errors the user can fix (`NWBLDNSError`, and an OS error naming a file: disk full, read-only, no permission) are
+printed as one line without a traceback, exit code 2. Anything else is a bug: its traceback is kept and one last
+line says so, exit code 1.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 
 import click
 
 from nwb_ldns import __version__
 from nwb_ldns.errors import NWBLDNSError
+from nwb_ldns.fileio import OUTPUT_ERRNOS, WRITE_ONLY_ERRNOS, output_write_error
 
 # command name -> "module:attribute" (imported only when the command runs or help is listed)
 COMMANDS = {
@@ -52,8 +56,30 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NWBLDNSError as error:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(2)
+            _refuse(str(error))
+        except OSError as error:
+            if error.errno not in OUTPUT_ERRNOS or not error.filename:
+                _report_bug()
+            _refuse(str(output_write_error(error)) if error.errno in WRITE_ONLY_ERRNOS
+                    else f"{error.filename}: {error.strerror}; check the path and its permissions")
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own usage errors, --help, Ctrl-C: click reports them
+        except Exception:  # noqa: BLE001 - not swallowed: the traceback is printed and the exit code is 1
+            _report_bug()
+
+
+def _refuse(message: str) -> None:
+    """A problem the user can fix: one `Error:` line, exit code 2."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def _report_bug() -> None:
+    """An unexpected exception: its traceback, then one line saying it is a bug to report; exit code 1."""
+    traceback.print_exc()
+    click.echo(f"This is a bug in nwb-ldns {__version__}, not a problem with your input: please report it with "
+               "the command you ran and the traceback above.", err=True)
+    sys.exit(1)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ from nwb_ldns.convert import lorenz_sim
 from nwb_ldns.convert.nwb_common import gzip, new_nwbfile, trials_table, units_from_counts
 from nwb_ldns.errors import OptionError
 from nwb_ldns.limits import check_fits
-from nwb_ldns.fileio import atomic_output
+from nwb_ldns.fileio import atomic_output, hdf5_writer
 
 TRIAL_GAP_S = 0.1  # silence between consecutive trials on the session timeline
 # peak bytes of a simulation per (trial, bin): float32 latents and a float64 bin start; per (trial, bin, neuron):
@@ -179,7 +179,7 @@ def convert_lorenz(
             nwb = _build_nwbfile(sim, _parameters(n_trials, n_neurons, n_bins, seed, bin_width))
             bar.update(1)
             bar.set_description("Writing NWB (gzip)")
-            with NWBHDF5IO(str(tmp), "w") as io:
+            with hdf5_writer(tmp) as h5, NWBHDF5IO(file=h5, mode="w") as io:
                 io.write(nwb)
             bar.update(1)
     return out_path

@@ -19,7 +19,7 @@ from nwb_ldns.convert.willett_mat import (
     BIN_WIDTH_S, N_CHANNELS, SessionFile, SplitPart, check_file, find_session_files, read_part, session_date,
 )
 from nwb_ldns.errors import OutputExistsError
-from nwb_ldns.fileio import atomic_output, check_output
+from nwb_ldns.fileio import atomic_output, check_output, hdf5_writer
 
 COUNTS_SERIES = "tx1"
 RECORDING_ORDER = {"holdout": 0, "train": 1, "test": 2}
@@ -184,7 +184,7 @@ def convert_willett(competition_dir: str | Path, out_dir: str | Path, *, overwri
         parts = [read_part(file) for file in group]
         with atomic_output(targets[session], overwrite=overwrite, kind="nwb", inputs=inputs,
                            option="OUT_DIR") as tmp:
-            with NWBHDF5IO(str(tmp), "w") as io:
+            with hdf5_writer(tmp) as h5, NWBHDF5IO(file=h5, mode="w") as io:
                 io.write(_build_nwbfile(session, parts))
         written.append(targets[session])
     return written

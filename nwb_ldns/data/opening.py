@@ -16,7 +16,7 @@ from typing import Iterator
 
 from nwb_ldns.data.remote import HTTPRangeFile, is_url
 from nwb_ldns.errors import InputFileError
-from nwb_ldns.fileio import sha256_file
+from nwb_ldns.fileio import sha256_file, unsafe_zarr_codecs
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 SUPPORTED_NWB_MAJOR = 2  # the NWB major version pynwb reads; 1.x and 3.x+ are refused by check_nwb_version
@@ -148,7 +148,8 @@ def open_nwb(source: str | os.PathLike) -> Iterator[OpenedSource]:
             h5 = stack.enter_context(_open_h5(buffered, url))
             version = _hdf5_version(h5, url)
             io = stack.enter_context(_pynwb_errors(url, version, lambda: NWBHDF5IO(file=h5, mode="r")))
-            yield OpenedSource(_read(io, url, version), url, "remote-hdf5", version, None)
+            with _read_errors(url):
+                yield OpenedSource(_read(io, url, version), url, "remote-hdf5", version, None)
             return
         text = str(source)
         scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", text)
@@ -162,6 +163,7 @@ def open_nwb(source: str | os.PathLike) -> Iterator[OpenedSource]:
         if kind == "zarr":
             from hdmf_zarr.nwb import NWBZarrIO
 
+            refuse_unsafe_codecs(path)
             version = _zarr_version(path)
             io = stack.enter_context(_pynwb_errors(str(path), version, lambda: NWBZarrIO(str(path), mode="r")))
             yield OpenedSource(_read(io, str(path), version), str(path), "zarr", version, path)
@@ -169,7 +171,8 @@ def open_nwb(source: str | os.PathLike) -> Iterator[OpenedSource]:
         h5 = stack.enter_context(_open_h5(str(path), str(path)))
         version = _hdf5_version(h5, str(path))
         io = stack.enter_context(_pynwb_errors(str(path), version, lambda: NWBHDF5IO(file=h5, mode="r")))
-        yield OpenedSource(_read(io, str(path), version), str(path), "hdf5", version, path)
+        with _read_errors(str(path)):
+            yield OpenedSource(_read(io, str(path), version), str(path), "hdf5", version, path)
 
 
 class _BufferedCloser(contextlib.AbstractContextManager):
@@ -213,10 +216,69 @@ def _read(io, where: str, version: str):
     except Exception as error:
         first_line = (str(error).splitlines() or [""])[0][:200]
         fix = "check the file with `pynwb-validate` or re-export it with a current NWB writer"
-        if "pickle" in f"{type(error).__name__} {error}".lower():
-            fix = (
-                "this Zarr store holds pickled objects; if you trust its source, set "
-                "NUMCODECS_ALLOW_UNSAFE_PICKLE_DECODE=1 and retry, or re-export it with the JSON object codec"
-            )
         message = f"pynwb cannot read {where} (NWB {version}): {type(error).__name__}: {first_line}; {fix}"
         raise InputFileError(message) from error
+
+
+def refuse_unsafe_codecs(store: Path) -> None:
+    """InputFileError, before anything is decoded, when a dataset of a Zarr store uses a codec that can run code.
+
+    Why: a Zarr store names its own codecs, and decoding `pickle` executes whatever the store's author put in it
+    (numcodecs refuses by default, but one environment variable turns that off). The check is the one the
+    output rule uses (`nwb_ldns.fileio.unsafe_zarr_codecs`).
+    """
+    unsafe = unsafe_zarr_codecs(store)
+    if unsafe:
+        name, codec = unsafe[0]
+        kind = "a pickle codec" if codec.startswith("pickle") else "a codec nwb-ldns does not know"
+        raise InputFileError(
+            f"{store}: dataset {name} uses {kind} ({codec!r}); nwb-ldns refuses it because decoding it can run "
+            "arbitrary code, and read nothing: if you trust the store, re-export it with safe codecs "
+            "(hdmf-zarr's JSON object codec) or as HDF5 (.nwb)"
+        )
+
+
+@contextlib.contextmanager
+def _read_errors(where: str) -> Iterator[None]:
+    """Turn an HDF5 read failure inside the block (a damaged chunk, a truncated file) into one InputFileError.
+
+    Only HDF5's own errors are mapped (an OSError without errno raised inside h5py); the dataset is named while
+    the file is still open, from the h5py Dataset being read in the failing call.
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno is not None or not _raised_in_h5py(error.__traceback__):
+            raise
+        dataset = _dataset_being_read(error.__traceback__)
+        what = f"the dataset {dataset}" if dataset else "its data"
+        raise InputFileError(
+            f"{where} is damaged: HDF5 cannot read {what} ({(str(error).splitlines() or [''])[0][:160]}); the file "
+            "was probably corrupted or truncated on disk or in transfer: download or copy it again "
+            "(`h5dump` shows which parts are readable)"
+        ) from None
+
+
+def _frames(tb) -> Iterator[object]:
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def _raised_in_h5py(tb) -> bool:
+    return any("h5py" in frame.f_code.co_filename for frame in _frames(tb))
+
+
+def _dataset_being_read(tb) -> str | None:
+    """The HDF5 path of the innermost h5py Dataset in the traceback (None when there is none)."""
+    import h5py
+
+    name = None
+    for frame in _frames(tb):
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, h5py.Dataset):
+            try:
+                name = candidate.name
+            except (ValueError, RuntimeError, OSError):  # a closed or invalid identifier: keep the last name
+                continue
+    return name

@@ -7,7 +7,9 @@ whole file first. Uses the standard library only, so its behaviour (and its erro
 
 from __future__ import annotations
 
+import http.client
 import io
+import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
@@ -16,11 +18,17 @@ from nwb_ldns.errors import InputFileError
 
 DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB per request
 DEFAULT_CACHE_BLOCKS = 64  # at most 64 MiB cached per open file
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a failed request: 5 tries in all
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # HTTP answers that mean "try again"
 
 
 def is_url(source: object) -> bool:
     """True for http:// and https:// sources."""
     return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+
+
+class _Transient(Exception):
+    """A failed request worth trying again (server busy, connection dropped); str() says what happened."""
 
 
 class HTTPRangeFile(io.RawIOBase):
@@ -33,45 +41,77 @@ class HTTPRangeFile(io.RawIOBase):
         block_size: int = DEFAULT_BLOCK_SIZE,
         cache_blocks: int = DEFAULT_CACHE_BLOCKS,
         timeout: float = 30.0,
+        retry_delays: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         self.url = url
         self.block_size = int(block_size)
         self.cache_blocks = int(cache_blocks)
         self.timeout = timeout
+        self.retry_delays = retry_delays  # None: the module's RETRY_DELAYS, read at each request (tests shorten it)
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._reached = False  # whether the server ever answered
         self._pos = 0
         self.requests = 0  # number of range requests made (tests and diagnostics read this)
         self.bytes_fetched = 0
         self.size = self._fetch_size()
 
     # -- HTTP -------------------------------------------------------------------------------------------------
-    def _open(self, start: int, stop: int):
+    def _request(self, start: int, stop: int, expect: int | None) -> tuple[int, object, bytes]:
+        """(status, headers, body) of one range request, read whole; _Transient for a failure worth retrying."""
         request = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{stop - 1}"})
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310 (http(s) checked by caller)
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http(s) only)
+                status, headers, body = response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
+            if error.code in RETRY_STATUS:
+                raise _Transient(f"HTTP {error.code} {error.reason}") from None
             raise InputFileError(
                 f"cannot read {self.url}: HTTP {error.code} {error.reason}; "
                 "check the URL (it must point at an .nwb file)"
             ) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise InputFileError(
-                f"cannot reach {self.url}: {reason}; "
-                "check the URL and the network, or download the file and pass its path"
-            ) from None
+        except urllib.error.URLError as error:
+            if not self._reached:  # never answered: a wrong host or port, not worth waiting for
+                raise InputFileError(
+                    f"cannot reach {self.url}: {error.reason}; "
+                    "check the URL and the network, or download the file and pass its path"
+                ) from None
+            raise _Transient(f"cannot connect ({error.reason})") from None
+        except (OSError, http.client.HTTPException) as error:  # reset, timeout, closed mid-body (IncompleteRead)
+            raise _Transient(f"the connection failed mid-transfer ({type(error).__name__})") from None
+        self._reached = True
+        if status == 206 and expect is not None and len(body) != expect:
+            raise _Transient(f"a short answer ({len(body)} of {expect} bytes)")
+        return status, headers, body
+
+    def _fetch(self, start: int, stop: int, expect: int | None = None) -> tuple[int, object, bytes]:
+        """`_request` with retries: a server error (5xx, 429) or a broken connection is tried again after a delay.
+
+        Why: one dropped connection in a long read (DANDI's S3, a busy lab server) should not end a `fit`; a server
+        that keeps failing still stops with one error naming the URL.
+        """
+        delays = tuple(RETRY_DELAYS if self.retry_delays is None else self.retry_delays)
+        for attempt in range(len(delays) + 1):
+            try:
+                return self._request(start, stop, expect)
+            except _Transient as problem:
+                last = problem
+            if attempt < len(delays):
+                time.sleep(delays[attempt])
+        raise InputFileError(
+            f"cannot read {self.url} (bytes {start}-{stop - 1}): {last} on all {len(delays) + 1} tries; the server "
+            "or the network keeps failing: try again later, or download the file and pass its local path"
+        )
 
     def _fetch_size(self) -> int:
-        with self._open(0, 1) as response:
-            self.requests += 1
-            if response.status != 206:
-                raise InputFileError(
-                    f"{self.url} does not answer HTTP range requests (status {response.status}); "
-                    "download the file and pass the local path instead"
-                )
-            content_range = response.headers.get("Content-Range", "")
-            response.read()
+        status, headers, _ = self._fetch(0, 1)
+        self.requests += 1
+        if status != 206:
+            raise InputFileError(
+                f"{self.url} does not answer HTTP range requests (status {status}); "
+                "download the file and pass the local path instead"
+            )
+        content_range = headers.get("Content-Range", "")
         total = content_range.rpartition("/")[2]
         if not total.isdigit():
             raise InputFileError(
@@ -87,13 +127,12 @@ class HTTPRangeFile(io.RawIOBase):
             return cached
         start = index * self.block_size
         stop = min(start + self.block_size, self.size)
-        with self._open(start, stop) as response:
-            data = response.read()
+        status, _, data = self._fetch(start, stop, expect=stop - start)
         self.requests += 1
         self.bytes_fetched += len(data)
-        if response.status != 206 or len(data) != stop - start:
+        if status != 206:
             raise InputFileError(
-                f"{self.url} answered a range request with status {response.status} and {len(data)} bytes "
+                f"{self.url} answered a range request with status {status} and {len(data)} bytes "
                 f"instead of {stop - start}; download the file and pass the local path instead"
             )
         self._blocks[index] = data

@@ -73,6 +73,10 @@ def _session_fields(path: Path) -> tuple[str, str]:
     """(subject_id, session_id) of an NWB file; session_id falls back to the start date as DANDI does."""
     from pynwb import NWBHDF5IO
 
+    from nwb_ldns.data.opening import refuse_unsafe_codecs
+
+    if path.is_dir():
+        refuse_unsafe_codecs(path)  # before hdmf-zarr decodes anything: a pickle codec could run code
     try:
         if path.is_dir():
             from hdmf_zarr.nwb import NWBZarrIO

@@ -23,7 +23,7 @@ from nwb_ldns.export.provenance import (
     session_description,
 )
 from nwb_ldns.export.spikes import counts_to_spike_arrays
-from nwb_ldns.fileio import atomic_output, check_output
+from nwb_ldns.fileio import atomic_output, check_output, hdf5_writer
 
 COMPRESSIONS = {"hdf5": (None, "gzip", "lzf"), "zarr": (None, "gzip", "blosc")}
 RESERVED_TRIAL_COLUMNS = {"start_time", "stop_time", "tags", "timeseries", "id", "align_time", "split"}
@@ -260,7 +260,7 @@ def write_synthetic(
         if backend == "hdf5":
             from pynwb import NWBHDF5IO
 
-            with NWBHDF5IO(str(tmp), "w") as io:
+            with hdf5_writer(tmp) as h5, NWBHDF5IO(file=h5, mode="w") as io:
                 io.write(nwb)
         else:
             import numcodecs

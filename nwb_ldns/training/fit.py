@@ -25,8 +25,9 @@ import xarray as xr
 
 from nwb_ldns.config import DEFAULT_PRESET, flatten, resolve_config
 from nwb_ldns.data.schema import validate_session_dataset
-from nwb_ldns.errors import OptionError, OutputExistsError, SessionContentError, TrainingDivergedError
-from nwb_ldns.fileio import check_output, is_model_dir, lock_directory, replace_path
+from nwb_ldns.errors import (OptionError, OutputExistsError, OutputWriteError, SessionContentError,
+                             TrainingDivergedError)
+from nwb_ldns.fileio import as_output_write_error, check_output, is_model_dir, lock_directory, replace_path
 from nwb_ldns.model_dir import (LDNSModel, build_networks, model_description, read_safetensors, state_bytes,
                                 write_bytes)
 from nwb_ldns.model_schema import check_config, check_data, check_state, fix_advice
@@ -307,15 +308,21 @@ def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overri
     """`fit` with the target locked against a second process (see `fit` for the arguments).
 
     A new run that diverges leaves nothing behind: its directory could only be resumed into the same divergence
-    (a resume keeps the config), so the user's fix is a new run with a lower learning rate.
+    (a resume keeps the config), so the user's fix is a new run with a lower learning rate. A new run that cannot
+    write (disk full, read-only) is removed too, which frees what it took; a resumed run keeps its checkpoints.
     """
     out_dir, replacing = _run_directory(target, resume)
     try:
         return _train_run(session, target, out_dir, replacing, preset=preset, overrides=overrides, resume=resume,
                           progress=progress, on_epoch_end=on_epoch_end)
-    except TrainingDivergedError:
+    except (TrainingDivergedError, OutputWriteError, OSError) as error:
+        write_failed = as_output_write_error(error)
+        if isinstance(error, OSError) and write_failed is None:
+            raise  # not a full or read-only disk: a bug or a fault we do not handle
         if not resume:
             _discard_new_run(out_dir, target)
+        if write_failed is not None and write_failed is not error:
+            raise write_failed from error
         raise
 
 

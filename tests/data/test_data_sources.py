@@ -220,3 +220,135 @@ def test_real_file_filter_units_by_electrode_location(real_nwb_path):
     np.testing.assert_array_equal(
         amygdala["counts"].values, everything["counts"].sel(unit=amygdala["unit"].values).values
     )
+
+
+# --- remote reads that fail: retries with backoff, then one error naming the URL ------------------------------------
+
+class _FlakyHandler(_RangeHandler):
+    """A range server that misbehaves on chosen requests (numbered from 1 across all connections).
+
+    plan: request number -> "cut" (headers for the whole range, half the body, then the connection is closed) or
+    "503" (server busy); `fail_from` makes every request from that number on fail with `fail_how`.
+    """
+
+    plan: dict[int, str] = {}
+    fail_from: int | None = None
+    fail_how = "cut"
+    count = 0
+    actions: list[str] = []
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.count += 1
+            number = cls.count
+        action = cls.plan.get(number)
+        if cls.fail_from is not None and number >= cls.fail_from:
+            action = cls.fail_how
+        cls.actions.append(action or "ok")
+        if action == "503":
+            self.send_error(503, "busy")
+        elif action == "cut":
+            self._cut()
+        else:
+            super().do_GET()
+
+    def _cut(self) -> None:
+        path = Path(self.translate_path(self.path))
+        size = path.stat().st_size
+        match = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
+        start = int(match.group(1))
+        stop = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            body = handle.read(stop - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{stop}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        import socket
+
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def flaky_http(tmp_path, mock_counts, monkeypatch):
+    """(URL of the mock session on a flaky server, the handler class to plan failures, recorded retry sleeps)."""
+    import functools
+
+    import nwb_ldns.data.opening as opening
+    import nwb_ldns.data.remote as remote
+
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "mock.nwb").write_bytes(mock_counts[0].read_bytes())
+    handler = lambda *a, **k: _FlakyHandler(*a, directory=str(root), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    _FlakyHandler.plan, _FlakyHandler.fail_from, _FlakyHandler.fail_how = {}, None, "cut"
+    _FlakyHandler.count, _FlakyHandler.actions = 0, []
+    sleeps: list[float] = []
+    monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.02, 0.04))
+    monkeypatch.setattr(remote.time, "sleep", lambda seconds: sleeps.append(seconds))
+    # small blocks, so that reading the session takes several range requests (the file is ~100 kB)
+    monkeypatch.setattr(opening, "HTTPRangeFile", functools.partial(remote.HTTPRangeFile, block_size=16384))
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/mock.nwb", _FlakyHandler, sleeps
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("plan", [
+    {2: "cut"},  # the first block after the size probe
+    {3: "cut", 4: "cut", 6: "503"},  # two drops in a row, then a busy answer
+    {1: "503", 2: "503"},  # busy on the very first request
+], ids=["one-drop", "drops-and-503", "busy-at-start"])
+def test_remote_read_retries_dropped_connections(flaky_http, mock_counts, plan):
+    url, handler, sleeps = flaky_http
+    handler.plan = dict(plan)
+    remote = load_session(url)
+    local = load_session(mock_counts[0])
+    np.testing.assert_array_equal(remote["counts"].values, local["counts"].values)
+    assert handler.actions.count("ok") >= 3, handler.actions
+    assert [action for action in handler.actions if action != "ok"] == list(plan.values())  # every failure met
+    assert len(sleeps) == len(plan)  # one backoff delay per failed request
+
+
+@pytest.mark.parametrize("how, fragment", [("cut", "connection failed mid-transfer"), ("503", "HTTP 503")])
+@pytest.mark.parametrize("good", [1, 2, 3])
+def test_remote_read_gives_up_with_one_error(flaky_http, how, fragment, good):
+    """A server that fails every request after `good` good ones: retries with growing delays, then one error."""
+    from nwb_ldns.errors import InputFileError
+
+    url, handler, sleeps = flaky_http
+    handler.fail_from, handler.fail_how = good + 1, how
+    with pytest.raises(InputFileError) as raised:
+        load_session(url)
+    message = str(raised.value)
+    assert message.startswith(f"cannot read {url} (bytes "), message  # ours, not wrapped in a pynwb error
+    assert url in message and fragment in message and "on all 4 tries" in message, message
+    assert "download the file and pass its local path" in message
+    assert sleeps == [0.01, 0.02, 0.04]  # backoff: each delay longer than the last
+    assert handler.actions[good:] == [how] * 4
+
+
+def test_remote_read_failure_is_one_cli_error(flaky_http):
+    """The same through `nwb-ldns inspect`: exit code 2, one `Error:` line naming the URL, no traceback."""
+    from click.testing import CliRunner
+
+    from nwb_ldns_cli.main import cli
+
+    url, handler, _ = flaky_http
+    handler.fail_from = 3
+    result = CliRunner().invoke(cli, ["inspect", url])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and url in errors[0] and "tries" in errors[0], result.output
