@@ -262,7 +262,7 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
             if not isinstance(value, str):
                 raise ValueError(value)
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float range (10**400)
         raise OptionError(f"--set {key}={value!r} is not a valid {kind.__name__}; give e.g. {key}=<{kind.__name__}>") from None
     raise OptionError(f"--set {key}: unsupported type {kind.__name__}")
 

@@ -92,7 +92,33 @@ def _decode(model: "LDNSModel", zs: torch.Tensor) -> tuple[torch.Tensor, torch.T
     std = torch.tensor(model.latent_stats["std"], dtype=torch.float32)
     z = unstandardise(zs, mean, std)
     rates = model.autoencoder.decode(z.to(model.device)).float().cpu()
+    _check_rates(model, rates)
     return z.float().cpu(), rates
+
+
+MAX_RATE = 1e6  # spikes of one unit in one bin: ten times what fit trains on (nwb_ldns.training.fit.MAX_COUNT)
+
+
+def _check_rates(model: "LDNSModel", rates: torch.Tensor) -> None:
+    """Refuse decoded rates that are NaN, infinite, negative or absurd.
+
+    Why: a model whose latent_stats.json or weights hold finite but far out-of-range values (1e308 becomes inf in
+    float32) decodes to such rates, and torch.poisson then fails with a traceback or returns counts nothing can
+    write.
+    """
+    if rates.numel() == 0:
+        return
+    top, bottom = float(rates.max()), float(rates.min())
+    if math.isfinite(top) and math.isfinite(bottom) and 0.0 <= bottom and top <= MAX_RATE:
+        return
+    from nwb_ldns.errors import InputFileError
+    from nwb_ldns.model_schema import fix_advice
+
+    where = getattr(model, "model_dir", None)
+    advice = fix_advice(where, resumable=False) if where is not None else "re-train it with `nwb-ldns fit`"
+    raise InputFileError(f"{where or 'the model'} decodes the generated latents to firing rates from {bottom:g} to "
+                         f"{top:g} spikes per bin (expected 0 to {MAX_RATE:g}): its latent_stats.json or weights "
+                         f"are out of range (edited, damaged or from a diverged run); {advice}")
 
 
 LATENT_STD_RANGE = (0.5, 2.0)  # the training latents are standardised: per-channel std 1

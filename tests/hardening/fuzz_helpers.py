@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 
 from nwb_ldns.errors import NWBLDNSError
 
@@ -25,8 +25,11 @@ def fuzz_settings(max_examples: int) -> settings:
 def ours_or_result(call: Callable[[], Any]) -> tuple[Any, NWBLDNSError | None]:
     """(result, None) or (None, our error); any other exception propagates and fails the test with its traceback."""
     try:
-        return call(), None
+        result = call()
     except NWBLDNSError as error:
         message = str(error)
         assert message and "\n" not in message.strip(), f"our error should be one line: {message!r}"
+        event(f"refused: {type(error).__name__}")  # --hypothesis-show-statistics shows the mix of outcomes
         return None, error
+    event("accepted")
+    return result, None

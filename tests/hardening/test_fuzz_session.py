@@ -26,10 +26,23 @@ from fuzz_helpers import fuzz_settings, ours_or_result
 PLAUSIBLE = st.floats(0.0, 4.0, allow_nan=False)
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
 TIME = st.one_of(PLAUSIBLE, PLAUSIBLE, ANY_FLOAT, st.sampled_from([0.0, -0.0, -1.0, 1e12, 1e300, 5e-324]))
-SPIKES = st.one_of(st.lists(TIME, max_size=25), st.lists(PLAUSIBLE, max_size=25).map(sorted))
+SORTED_SPIKES = st.lists(PLAUSIBLE, max_size=25).map(sorted)
+SPIKES = st.one_of(SORTED_SPIKES, SORTED_SPIKES, st.lists(TIME, max_size=25))
 UNITS = st.lists(SPIKES, max_size=5)
-TRIAL = st.one_of(PLAUSIBLE.map(lambda start: (start, start + 0.32)), st.tuples(TIME, TIME))
-TRIALS = st.lists(TRIAL, max_size=6)
+
+
+def _laid_out(steps: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(gap before, duration) per trial -> (start, stop) of consecutive trials that do not overlap."""
+    trials, clock = [], 0.0
+    for gap, duration in steps:
+        trials.append((clock + gap, clock + gap + duration))
+        clock += gap + duration
+    return trials
+
+
+# well-formed trials (gaps and durations drawn, so they do not overlap) or any pairs of times
+ORDERED_TRIALS = st.lists(st.tuples(st.floats(0.0, 0.5), st.floats(0.01, 0.6)), min_size=1, max_size=6).map(_laid_out)
+TRIALS = st.one_of(ORDERED_TRIALS, ORDERED_TRIALS, st.lists(st.tuples(TIME, TIME), max_size=6))
 DTYPE = st.sampled_from(["<f8", "<f8", "<f4", ">f8", "<i8", "<u2", "<i1", "|b1", "S12"])
 
 VALID_UNITS = [[0.05, 0.4, 1.2, 2.5], [0.3, 0.31, 1.9], [], [3.0]]
