@@ -20,8 +20,8 @@ SPLIT_VALUES = ("train", "val", "test", "generated")
 _EPS = 1e-6  # tolerance (in bins) when a duration is an integer number of bins up to float rounding
 # Overlapping trials of a start/stop table: real tables have a few short overlaps (trial intervals padded beyond
 # the next trial's start), which are kept with a warning; a table where a trial overlaps its successor by at least
-# this fraction of the shorter trial, or where more than OVERLAP_MAX_SHARE of the trials overlap, is not a set of
-# trials (wrong stop times, duplicated rows, events mistaken for trials) and is refused.
+# this fraction of the shorter trial, or where more than OVERLAP_MAX_SHARE of the trials (and more than one)
+# overlap, is not a set of trials (wrong stop times, duplicated rows, events mistaken for trials) and is refused.
 OVERLAP_MAX_FRACTION = 0.5
 OVERLAP_MAX_SHARE = 0.1
 
@@ -238,7 +238,7 @@ def _overlap_notes(start: np.ndarray, stop: np.ndarray, keep: np.ndarray, ids: n
     where = (f"{int(bad.sum())} of {len(rows)} trials of {table_path} start before the previous trial stops "
              f"(ids {listed}{' ...' if bad.sum() > 10 else ''}; by up to {float(overlap[bad].max()):.3g} s, "
              f"{fraction:.0%} of the shorter trial)")
-    if fraction >= OVERLAP_MAX_FRACTION or bad.sum() > OVERLAP_MAX_SHARE * len(rows):
+    if fraction >= OVERLAP_MAX_FRACTION or bad.sum() > max(1.0, OVERLAP_MAX_SHARE * len(rows)):
         raise SessionContentError(
             f"overlapping trials: {where}; fix start_time/stop_time in the table, or cut trials that may overlap "
             "with --align COLUMN --window START STOP (or fixed windows with --window-length SECONDS)"

@@ -284,3 +284,33 @@ def test_learning_rate_bounds():
     assert resolve_config("tiny", {"autoencoder.lr": MAX_LR})["autoencoder"]["lr"] == MAX_LR  # diverges, reported
     with pytest.raises(OptionError, match="far above any usable value"):
         resolve_config("tiny", {"autoencoder.lr": MAX_LR * 10})
+
+
+# (id, trial [start, stop) pairs, expected: None = no note, "warn" = one warning, "refuse" = SessionContentError)
+OVERLAP_RULE = [
+    ("touching-trials", [(0, 1), (1, 2), (2, 3)], None),
+    ("one-short-overlap-of-two", [(0, 1), (0.8, 2)], "warn"),
+    ("one-short-overlap-of-many", [(k, k + 1.2) if k == 3 else (k, k + 0.9) for k in range(20)], "warn"),
+    ("two-short-overlaps-of-five", [(0, 1.1), (1, 2.1), (2, 3), (3, 4), (4, 5)], "refuse"),
+    ("one-overlap-of-half", [(0, 1.5), (1, 2), (2.5, 3)], "refuse"),
+    ("contained-trial", [(0, 3), (1, 2), (4, 5)], "refuse"),
+    ("unsorted-rows-no-overlap", [(2, 3), (0, 1), (1, 2)], None),
+]
+
+
+@pytest.mark.parametrize("intervals, expected", [row[1:] for row in OVERLAP_RULE],
+                         ids=[row[0] for row in OVERLAP_RULE])
+def test_overlap_rule(intervals, expected):
+    """A few short overlaps (real tables have some) are warned; more than one in ten trials, or an overlap of half
+    a trial, means the table does not hold trials and is refused."""
+    from nwb_ldns.data.windows import _overlap_notes
+    from nwb_ldns.errors import SessionContentError
+
+    start, stop = (np.array(column, dtype=np.float64) for column in zip(*intervals))
+    arguments = (start, stop, np.ones(len(start), bool), np.arange(len(start)), "intervals/trials")
+    if expected == "refuse":
+        with pytest.raises(SessionContentError, match="overlapping trials"):
+            _overlap_notes(*arguments)
+        return
+    notes = _overlap_notes(*arguments)
+    assert len(notes) == (1 if expected == "warn" else 0), notes
