@@ -27,6 +27,11 @@ def is_url(source: object) -> bool:
     return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
+def _pause(seconds: float) -> None:
+    """Wait before a retry (a function of its own, so tests can record the delays instead of waiting)."""
+    time.sleep(seconds)
+
+
 class _Transient(Exception):
     """A failed request worth trying again (server busy, connection dropped); str() says what happened."""
 
@@ -97,7 +102,7 @@ class HTTPRangeFile(io.RawIOBase):
             except _Transient as problem:
                 last = problem
             if attempt < len(delays):
-                time.sleep(delays[attempt])
+                _pause(delays[attempt])
         raise InputFileError(
             f"cannot read {self.url} (bytes {start}-{stop - 1}): {last} on all {len(delays) + 1} tries; the server "
             "or the network keeps failing: try again later, or download the file and pass its local path"

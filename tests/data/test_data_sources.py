@@ -294,7 +294,7 @@ def flaky_http(tmp_path, mock_counts, monkeypatch):
     _FlakyHandler.count, _FlakyHandler.actions = 0, []
     sleeps: list[float] = []
     monkeypatch.setattr(remote, "RETRY_DELAYS", (0.01, 0.02, 0.04))
-    monkeypatch.setattr(remote.time, "sleep", lambda seconds: sleeps.append(seconds))
+    monkeypatch.setattr(remote, "_pause", sleeps.append)
     # small blocks, so that reading the session takes several range requests (the file is ~100 kB)
     monkeypatch.setattr(opening, "HTTPRangeFile", functools.partial(remote.HTTPRangeFile, block_size=16384))
     try:
