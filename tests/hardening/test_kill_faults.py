@@ -26,7 +26,8 @@ AE_EPOCHS, DN_EPOCHS = 5, 5
 # small batches: 8 steps per epoch, so an epoch lasts long enough for a time-based kill to land inside training
 SETTINGS = {"autoencoder.epochs": AE_EPOCHS, "autoencoder.val_every": 1, "autoencoder.checkpoint_every": 1,
             "autoencoder.batch_size": 2, "diffusion.epochs": DN_EPOCHS, "diffusion.checkpoint_every": 1,
-            "diffusion.batch_size": 2, "diffusion.num_steps": 20}
+            "diffusion.batch_size": 2, "diffusion.num_steps": 20,
+            "training.device": "cpu"}  # the killed child and the in-process resume on the same device, bit-identical
 SET_ARGS = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")] + ["--quiet"]
 
 
