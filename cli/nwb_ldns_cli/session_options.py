@@ -23,6 +23,7 @@ SESSION_OPTION_NAMES = {
     "units_filter": "unit_filter",
     "counts_series": "counts_series",
     "behavior": "behavior",
+    "recipe": "recipe",
 }
 
 _OPTIONS = [
@@ -83,12 +84,23 @@ _OPTIONS = [
         default=None,
         help="TimeSeries to average onto the bins as behaviour, e.g. processing/behavior/hand_vel.",
     ),
+    click.option(
+        "--recipe",
+        type=click.Choice(["auto", "mc_maze", "none"]),
+        default="auto",
+        show_default=True,
+        help="A published dataset read the way the LDNS paper reads it. mc_maze (DANDI:000128): 5 ms bins, "
+        "-250..+450 ms around move_onset_time, held-in then held-out units, hand_vel lagged 100 ms in m/s, the reach "
+        "angle as trial_reach_angle, the LDNS train/val/test split from the NLB split column; trials whose window "
+        "leaves the units' obs_intervals are dropped and counted. auto: mc_maze for a file in that layout when no "
+        "other reading option is given; none: the generic reader.",
+    ),
 ]
 
 
 def session_options(command: Callable) -> Callable:
     """Click decorator adding --bin-width, --units-table, --trials-table, --align, --window, --window-length,
-    --units-filter, --counts-series and --behavior."""
+    --units-filter, --counts-series, --behavior and --recipe."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -102,6 +114,8 @@ def session_kwargs(options: dict[str, Any]) -> dict[str, Any]:
             value = options[name]
             if name == "window":
                 value = tuple(value)
+            if name == "recipe" and value == "none":
+                continue
             kwargs[target] = value
     return kwargs
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nwb_ldns.data import tables
+from nwb_ldns.data import nlb, tables
 from nwb_ldns.data.opening import open_nwb
 from nwb_ldns.data.session import DEFAULT_BIN_WIDTH, electrode_locations, provenance_bin_width, subject_json
 from nwb_ldns.data.windows import n_bins_in
@@ -228,9 +228,23 @@ def describe_session(path: str | os.PathLike) -> dict[str, Any]:
             )
         info["default_bin_width"] = default_width
         info["suggestions"] = _suggestions(info, dict(trials), default_width)
+        if nlb.looks_like_mc_maze(nwbfile):
+            info["recipe"] = "mc_maze"
+            info["suggestions"].insert(0, _mc_maze_suggestion())
         for suggestion in info["suggestions"]:
-            suggestion.update(_fit_estimate(info, suggestion["options"], default_width))
+            if "preset" not in suggestion:  # the estimate is of the auto preset
+                suggestion.update(_fit_estimate(info, suggestion["options"], default_width))
     return info
+
+
+def _mc_maze_suggestion() -> dict[str, Any]:
+    """The paper's reading and preset: what `fit FILE --preset monkey` does on this layout (recipe auto)."""
+    recipe = nlb.MC_MAZE
+    return {"description": f"the LDNS paper's reading of MC_Maze (recipe mc_maze, chosen automatically): "
+                           f"{recipe.bin_width * 1e3:g} ms bins, {recipe.window[0] * 1e3:g}..+{recipe.window[1] * 1e3:g} "
+                           f"ms around {recipe.align}, held-in + held-out units, hand velocity lagged "
+                           f"{recipe.behavior_lag * 1e3:g} ms, the LDNS split; the monkey preset of the paper",
+            "options": {}, "preset": "monkey", "bin_width": recipe.bin_width, "window": recipe.window}
 
 
 def _fit_estimate(info: dict[str, Any], options: dict[str, Any], bin_width: float) -> dict[str, Any]:

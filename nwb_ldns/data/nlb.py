@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from nwb_ldns.errors import SessionContentError
 
@@ -26,6 +27,7 @@ class MCMazeRecipe:
     window: tuple[float, float] = (-0.25, 0.45)  # 140 bins of 5 ms
     behavior: str = "processing/behavior/hand_vel"
     behavior_lag: float = 0.1  # nlb_tools PARAMS['mc_maze']['lag'] = 100 ms: behaviour window -150..+550 ms
+    behavior_scale: float = 1e-3  # LatentMonkeyDataset divides hand velocity by 1e3: mm/s -> m/s
     angle_bin: int = 50  # LatentMonkeyDataset: atan2(v_y[50], v_x[50]), 100 ms after onset in the lagged window
     split_seed: int = 42  # torch.Generator().manual_seed(42) in LDNS' random_split of the held-back val half
 
@@ -37,6 +39,19 @@ class MCMazeRecipe:
 MC_MAZE = MCMazeRecipe()
 REQUIRED_UNIT_COLUMNS = ("spike_times", "obs_intervals", "heldout")
 REQUIRED_TRIAL_COLUMNS = ("move_onset_time", "split")
+
+
+def finish_mc_maze(ds: xr.Dataset) -> xr.Dataset:
+    """The recipe's last steps on the read session: held-in then held-out units, the reach angle per trial."""
+    if "unit_heldout" in ds:
+        ds = ds.isel(unit=heldin_then_heldout(ds["unit"].values, ds["unit_heldout"].values.astype(bool)))
+    if "behavior" in ds:
+        angle = reach_angle(ds["behavior"].values, MC_MAZE.angle_bin)
+        ds = ds.assign(trial_reach_angle=("trial", angle))
+        ds["trial_reach_angle"].attrs.update(units="rad", long_name="reach angle: direction of the hand velocity "
+                                             f"at bin {MC_MAZE.angle_bin} of the lagged window")
+    ds.attrs["recipe"] = "mc_maze"
+    return ds
 
 
 def looks_like_mc_maze(nwbfile) -> bool:

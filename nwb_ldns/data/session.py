@@ -14,12 +14,12 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
 
-from nwb_ldns.data import binning, tables
+from nwb_ldns.data import binning, nlb, tables
 from nwb_ldns.data.opening import OpenedSource, open_nwb
 from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.data.selection import unit_selection
@@ -42,8 +42,13 @@ def load_session(
     counts_series: str | None = None,
     behavior: str | None = None,
     split_seed: int = 42,
+    recipe: str | None = None,
 ) -> xr.Dataset:
     """Read an NWB session (local .nwb, .nwb.zarr, or http(s) URL) into a session Dataset.
+
+    `recipe`: None (the generic reader, options as given), "mc_maze" (the LDNS reading of the NLB MC_Maze file,
+    nwb_ldns.data.nlb: options left at None take the recipe's values) or "auto" (mc_maze for a file in that
+    layout when no reading option is given, else generic).
 
     `bin_width=None`: with `counts_series` the series' own sample spacing; otherwise the bin width of an ndx-ldns
     provenance object in the file (any lab_meta_data with a `bin_width` field), else 0.01 s. `window_length` cuts
@@ -54,9 +59,26 @@ def load_session(
         raise OptionError(f"--bin-width must be a positive number of seconds, got {bin_width}")
     if window is not None and len(window) != 2:
         raise OptionError(f"--window takes two numbers START STOP (seconds), got {window!r}")
+    if recipe not in RECIPES:
+        raise OptionError(f"unknown --recipe {recipe!r}; choose one of: {', '.join(str(r) for r in RECIPES)}")
+    explicit = {"bin_width": bin_width, "align": align, "window": window, "window_length": window_length,
+                "unit_filter": unit_filter, "counts_series": counts_series, "behavior": behavior}
     with open_nwb(source) as opened:
-        reader = _Reader(opened, split_seed=split_seed)
-        return reader.read(
+        if recipe == "auto":
+            untouched = all(v is None for v in explicit.values()) and units_table == "units" and trials_table == "trials"
+            recipe = "mc_maze" if untouched and nlb.looks_like_mc_maze(opened.nwbfile) else None
+        rules = _Rules()
+        if recipe == "mc_maze":
+            if window_length is not None or counts_series is not None:
+                raise OptionError("--recipe mc_maze reads trials around move_onset_time from the Units table; drop "
+                                  "--window-length/--counts-series or use --recipe none")
+            for key, value in nlb.MC_MAZE.reader_options().items():
+                explicit[key] = value if explicit[key] is None else explicit[key]
+            bin_width, align, window, behavior = (explicit[k] for k in ("bin_width", "align", "window", "behavior"))
+            rules = _Rules(split_rule=nlb.ldns_monkey_split, behavior_lag=nlb.MC_MAZE.behavior_lag,
+                           behavior_scale=nlb.MC_MAZE.behavior_scale, complete_trials_only=True)
+        reader = _Reader(opened, split_seed=split_seed, rules=rules)
+        ds = reader.read(
             units_table=units_table,
             bin_width=None if bin_width is None else float(bin_width),
             trials_table=trials_table,
@@ -67,6 +89,20 @@ def load_session(
             counts_series=counts_series,
             behavior=behavior,
         )
+    return nlb.finish_mc_maze(ds) if recipe == "mc_maze" else ds
+
+
+RECIPES = (None, "auto", "mc_maze")
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """How a recipe changes the generic reading (defaults: the generic reader)."""
+
+    split_rule: Callable[[np.ndarray], np.ndarray] | None = None  # table split labels -> train/val/test labels
+    behavior_lag: float = 0.0  # s; behaviour is read on the bins shifted this much later
+    behavior_scale: float = 1.0  # multiplies the behaviour values (e.g. mm/s -> m/s)
+    complete_trials_only: bool = False  # drop trials with any unobserved bin or a window outside the recording
 
 
 def provenance_bin_width(nwbfile) -> float | None:
@@ -95,8 +131,9 @@ class _Counts:
 
 
 class _Reader:
-    def __init__(self, opened: OpenedSource, split_seed: int) -> None:
+    def __init__(self, opened: OpenedSource, split_seed: int, rules: "_Rules" = _Rules()) -> None:
         self.opened = opened
+        self.rules = rules
         self.nwbfile = opened.nwbfile
         self.split_seed = split_seed
         self.objects = tables.catalog(self.nwbfile)
@@ -185,6 +222,8 @@ class _Reader:
                 recording=source.recording(table),
                 split_seed=self.split_seed,
                 n_units=source.n_units,
+                split_rule=self.rules.split_rule,
+                drop_outside=self.rules.complete_trials_only,
             )
         check_disjoint_warning(windows)
 
@@ -195,6 +234,12 @@ class _Reader:
             windows.notes.append(
                 f"dropped {int(empty.sum())} trials with no observed bins (outside obs_intervals/series)"
             )
+        partial = ~empty & ~(valid | ~windows.valid()).all(axis=1)
+        if self.rules.complete_trials_only and partial.any():
+            windows.notes.append(f"dropped {int(partial.sum())} trials whose window is not wholly inside the units' "
+                                 "obs_intervals (bins with no observations)")
+            empty = empty | partial
+        if empty.any():
             keep = ~empty
             if not keep.any():
                 raise SessionContentError(
@@ -209,6 +254,7 @@ class _Reader:
 
         trial_vars = self.trial_variables(table, windows) if table is not None else {}
         attrs = self.attrs(windows, result, trials_table, unit_filter, counts_series, behavior, window_length)
+        attrs["reader_notes"] = json.dumps(windows.notes)
         ds = make_session_dataset(
             result.counts,
             width,
@@ -241,7 +287,9 @@ class _Reader:
         timestamps = None if series.timestamps is None else np.asarray(series.timestamps[:])
         times = binning.series_times(len(data), timestamps, series.starting_time, series.rate)
         starts, dest = windows.bin_grid()
-        values, n_outside = binning.behaviour_on_bins(data, times, starts, windows.bin_width)
+        values, n_outside = binning.behaviour_on_bins(data, times, starts + self.rules.behavior_lag,
+                                                      windows.bin_width)
+        values *= self.rules.behavior_scale
         n_dims = values.shape[1]
         full = np.zeros((len(windows.trial_ids) * windows.n_max, n_dims), dtype=np.float32)
         full[dest] = values
@@ -252,6 +300,8 @@ class _Reader:
         ds = ds.assign(behavior=(("trial", "time", "behavior_dim"), full))
         ds = ds.assign_coords(behavior_dim=_behavior_dim_names(series, n_dims))
         ds.attrs["behavior_series"] = path
+        ds.attrs["behavior_lag"] = float(self.rules.behavior_lag)
+        ds.attrs["behavior_scale"] = float(self.rules.behavior_scale)
         return ds
 
     def attrs(self, windows, result, trials_table, unit_filter, counts_series, behavior, window_length) -> dict:

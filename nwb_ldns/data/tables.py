@@ -149,13 +149,15 @@ def is_scalar_column(col) -> bool:
 
 
 def _is_reference(data) -> bool:
-    try:
-        import h5py
+    """Whether an object column holds references; a column whose first value cannot be read is not one (the read
+    error surfaces, with its own message, where the column is actually read)."""
+    import h5py
 
+    try:
         first = data[0] if len(data) else None
-        return isinstance(first, (h5py.Reference, h5py.RegionReference)) or hasattr(first, "object_id")
-    except Exception:
+    except (IndexError, TypeError, ValueError, KeyError, OSError):
         return False
+    return isinstance(first, (h5py.Reference, h5py.RegionReference)) or hasattr(first, "object_id")
 
 
 def scalar_values(col) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+from typing import Callable
+
 import numpy as np
 
 from nwb_ldns.data import tables
@@ -98,10 +100,14 @@ def trial_windows(
     recording: tuple[float, float],
     split_seed: int,
     n_units: int = 1,
+    split_rule: Callable[[np.ndarray], np.ndarray] | None = None,
+    drop_outside: bool = False,
 ) -> Windows:
     """Windows from a trial table: [start, stop) of each trial, or `window` around `align` (default start_time).
 
-    `n_units` sizes the memory check (nwb_ldns.limits) made before any per-bin array is allocated.
+    `n_units` sizes the memory check (nwb_ldns.limits) made before any per-bin array is allocated. `split_rule`
+    maps the table's split labels (all rows, table order) to the labels used (a recipe's rule, e.g. the LDNS
+    monkey split); `drop_outside` drops (with a note) windows that leave the recording instead of refusing them.
     """
     n_rows = len(table)
     if n_rows == 0:
@@ -127,6 +133,11 @@ def trial_windows(
     if not keep.all():
         notes.append(f"dropped {int((~keep).sum())} trials whose start_time or stop_time is NaN")
     split, has_split = table_splits(table, n_rows, split_seed)
+    if split_rule is not None:
+        if not has_split:
+            raise SessionContentError(f"trial table {table_path} has no split column, which this reading derives "
+                                      "its train/val/test split from; use --recipe none")
+        split = split_rule(split)
     if has_split:
         dropped = keep & ~np.isin(split, SPLIT_VALUES)
         if dropped.any():
@@ -184,7 +195,10 @@ def trial_windows(
         begin = align_time + w0
         end = align_time + w0 + n * bin_width
         outside = keep & ((begin < recording[0] - 1e-9) | (end > recording[1] + 1e-9))
-        if outside.any():
+        if outside.any() and drop_outside:
+            notes.append(f"dropped {int(outside.sum())} trials whose window leaves the recording")
+            keep &= ~outside
+        elif outside.any():
             raise SessionContentError(
                 f"--window {w0} {w1} around {align_name} runs outside the recording "
                 f"[{recording[0]:.3f}, {recording[1]:.3f}] s for trials with ids {ids[outside][:10].tolist()}; "

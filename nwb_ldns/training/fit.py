@@ -391,6 +391,7 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
 
         run.log({"event": "start", "device": str(device), "bf16": run.bf16, "n_train": data["n_train"],
                  "n_val": data["n_val"], "val_source": val_source,
+                 "reader_notes": json.loads(session.attrs.get("reader_notes") or "[]"),
                  "parameters": {"autoencoder": count_parameters(autoencoder), "denoiser": count_parameters(denoiser)}})
     if checkpoint is None and not (out_dir / "autoencoder.safetensors").is_file() and device.type == "cpu":
         from nwb_ldns.training.timing import estimate_fit_seconds, format_duration

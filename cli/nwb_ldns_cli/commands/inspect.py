@@ -77,6 +77,8 @@ def _print_report(info: dict) -> None:
                         f"(--preset auto) at most ~{format_duration(suggestion['estimated_fit_s'])} on 2 CPU cores")
         echo(f"  # {suggestion['description']}{estimate}")
         options = options_to_cli(suggestion["options"])
+        if suggestion.get("preset"):
+            options = f"--preset {suggestion['preset']} {options}".strip()
         echo(f"  nwb-ldns fit {shlex.quote(info['source'])} {options} --out MODEL_DIR".replace("  --out", " --out"))
     conditionable = {t["path"]: condition_columns(t) for t in info["trial_tables"]}
     if any(conditionable.values()):
@@ -123,11 +125,13 @@ def inspect_command(file: str, as_json: bool, **options) -> None:
     info = describe_session(file)
     kwargs = session_kwargs(options)
     loaded = None
-    defaults = {"units_table": "units", "trials_table": "trials"}
-    if any(value != defaults.get(key) for key, value in kwargs.items()):
+    defaults = {"units_table": "units", "trials_table": "trials", "recipe": "auto"}
+    if any(value != defaults.get(key) for key, value in kwargs.items()) or info.get("recipe") and "recipe" in kwargs:
         ds = load_session_from_options(file, **options)
         loaded = {
-            "options": options_to_cli(kwargs),
+            "options": options_to_cli({k: v for k, v in kwargs.items() if (k, v) != ("recipe", "auto")}),
+            "recipe": ds.attrs.get("recipe"),
+            "notes": json.loads(ds.attrs.get("reader_notes") or "[]"),
             "sizes": {k: int(v) for k, v in ds.sizes.items()},
             "bin_width": float(ds.attrs["bin_width"]),
             "splits": {s: int((ds["split"].values == s).sum()) for s in ("train", "val", "test")},
@@ -150,5 +154,8 @@ def inspect_command(file: str, as_json: bool, **options) -> None:
         return
     if loaded is not None:
         click.echo("")
-        click.echo(f"Loaded with {loaded['options'] or 'default options'}: {loaded['sizes']} (trial, time, unit), "
+        how = f"recipe {loaded['recipe']}" if loaded["recipe"] else (loaded["options"] or "default options")
+        click.echo(f"Loaded with {how}: {loaded['sizes']} (trial, time, unit), "
                    f"bin width {loaded['bin_width']:g} s, splits {loaded['splits']}, {loaded['spikes']} spikes")
+        if loaded["notes"]:
+            click.echo(f"  while reading: {'; '.join(loaded['notes'])}")
