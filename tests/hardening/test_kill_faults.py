@@ -154,50 +154,50 @@ SAMPLE_TRIALS = 6000  # ~15 MB of NWB: the write lasts tens of milliseconds, lon
 
 
 def _partial_beside(target: Path):
+    """Whether the output is being written: its file exists inside a `.partial` folder beside target."""
     prefix = f".{target.name}."
 
     def seen() -> bool:
         try:
             return any(entry.name.startswith(prefix) and entry.name.endswith(".partial")
+                       and os.path.exists(os.path.join(entry.path, target.name))
                        for entry in os.scandir(target.parent))
         except FileNotFoundError:  # export creates the subject folder first
             return False
     return seen
 
 
-def _age(paths: list[Path]) -> None:
-    """Make leftovers look as old as a later rerun would find them (stale-partial removal skips fresh ones)."""
-    past = time.time() - 3600
-    for path in paths:
-        os.utime(path, (past, past))
+def _leftovers(target: Path) -> list[Path]:
+    return [path for path in target.parent.iterdir() if ".partial" in path.name]
 
 
-def _kill_during_write(args: list, target: Path, log: Path, attempts: int = 3) -> list[Path]:
-    """SIGKILL `nwb-ldns ARGS` as soon as its .partial appears beside target; the partials it left.
+def _kill_during_write(args: list, target: Path, log: Path, complete, attempts: int = 3) -> None:
+    """SIGKILL `nwb-ldns ARGS` as soon as its .partial appears beside target, while the output is being written.
 
-    Retried when the write finished before the kill (a loaded machine can delay the poll): the complete file
-    is then removed and the command started again.
+    Whenever the kill came, the final name holds nothing or a complete file (checked by `complete`). A kill that
+    came too late (after the rename: a loaded machine can delay the poll) is retried with the file removed.
     """
     for _ in range(attempts):
-        if kill_when(start(args, log), log, _partial_beside(target)):
+        killed = kill_when(start(args, log), log, _partial_beside(target))
+        writing = [path for path in _leftovers(target) if (path / target.name).exists()]
+        if killed and writing:
             assert not target.exists(), "a killed write left a file under the final name"
-            left = [path for path in target.parent.iterdir() if ".partial" in path.name]
-            if left:
-                return left
-        target.unlink(missing_ok=True)
+            return
+        if target.exists():
+            complete(target)
+            target.unlink()
     pytest.fail(f"the write of {target} finished before the kill in {attempts} attempts")
 
 
-def _rerun_completes(args: list, target: Path, left: list[Path], check) -> None:
-    """The same command again succeeds, leaves a complete file and (stale-partial removal) no leftover."""
-    from nwb_ldns import fileio
-
-    _age(left)
+def _rerun_completes(args: list, target: Path, complete) -> None:
+    """The same command again succeeds with a complete file and removes the killed run's leftovers."""
+    past = time.time() - 3600  # as old as a later rerun finds them (fresh partials may be another run's)
+    for path in _leftovers(target):
+        os.utime(path, (past, past))
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    check(target)
-    if hasattr(fileio, "remove_stale_partials"):
-        assert not [path for path in target.parent.iterdir() if ".partial" in path.name]
+    complete(target)
+    assert not _leftovers(target)
 
 
 def test_sample_killed_during_the_write_leaves_no_file_under_the_final_name(trained_model, tmp_path):
@@ -208,13 +208,13 @@ def test_sample_killed_during_the_write_leaves_no_file_under_the_final_name(trai
     target = tmp_path / "out" / "synthetic.nwb"
     target.parent.mkdir()
     before = snapshot(model)
-    args = ["sample", model, "--n", SAMPLE_TRIALS, "--out", target]
-    left = _kill_during_write(args + ["--quiet"], target, tmp_path / "sample.log")
-    assert snapshot(model) == before
+    args = ["sample", model, "--n", SAMPLE_TRIALS, "--out", target, "--quiet"]
 
     def complete(path: Path) -> None:
         assert load_session(path).sizes["trial"] == SAMPLE_TRIALS
-    _rerun_completes(args + ["--quiet"], target, left, complete)
+    _kill_during_write(args, target, tmp_path / "sample.log", complete)
+    assert snapshot(model) == before
+    _rerun_completes(args, target, complete)
     assert snapshot(model) == before
 
 
@@ -243,10 +243,10 @@ def test_export_killed_during_the_copy_leaves_no_file_under_the_final_name(large
     dandiset = tmp_path / "dandiset"
     target = _plan_targets([source], dandiset, "ldns")[0]
     args = ["export", source, "--dandiset", dandiset, "--no-validate"]
-    left = _kill_during_write(args, target, tmp_path / "export.log")
-    assert hashlib.sha256(source.read_bytes()).hexdigest() == source_digest
 
     def complete(path: Path) -> None:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == source_digest
-    _rerun_completes(args, target, left, complete)
+    _kill_during_write(args, target, tmp_path / "export.log", complete)
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == source_digest
+    _rerun_completes(args, target, complete)
     assert hashlib.sha256(source.read_bytes()).hexdigest() == source_digest
