@@ -69,7 +69,8 @@ _DIFFUSION_COMMON: dict[str, Any] = {
     "ema_min_value": 0.0,
     "ema_max_value": 0.9999,
     "condition": None,  # name of a per-trial variable, e.g. "trial_angle" / "trial_condition"; None = unconditional
-    "condition_kind": "auto",  # "angle" (radians, cos/sin) | "category" (one-hot; ours) | "auto" (from the values)
+    "condition_kind": "auto",  # "angle" (radians, cos/sin) | "category" (one-hot; ours) | "trace" (behaviour as extra
+    # denoiser channels) | "auto" (from the values)
     "checkpoint_every": 50,
     "sample_clip": None,  # clamp the clean-latent estimate at every sampling step to +-this (ours; None = off)
     "val_every": 0,  # validation denoising loss (EMA weights, fixed draws) every k epochs; 0 = never (ours)
@@ -192,7 +193,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "autoencoder.rate_offset": ("off", "psth"),
     "autoencoder.s4_mode": ("diag", "dplr"),
     "diffusion.s4_mode": ("diag", "dplr"),
-    "diffusion.condition_kind": ("auto", "angle", "category"),
+    "diffusion.condition_kind": ("auto", "angle", "category", "trace"),
     "latents.length_mask": ("auto", "on", "off"),
     "diffusion.loss": ("mse", "smoothl1"),
     "training.device": ("auto", "cpu", "cuda"),

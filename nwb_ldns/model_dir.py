@@ -36,8 +36,15 @@ WEIGHT_FILES = ("autoencoder.safetensors", "denoiser.safetensors")
 def _cond_dim(data: Mapping[str, Any]) -> int:
     """Width of the denoiser's cond input: the condition's "dim" (one-hot classes); 2 (cos, sin) for an angle
     and for model directories written before conditions recorded "dim"; 0 when unconditional."""
-    condition = data.get("condition")
-    return int(condition.get("dim", 2)) if condition else 0
+    from nwb_ldns.training.conditions import cond_dim
+
+    return cond_dim(data.get("condition"))
+
+
+def _trace_dim(data: Mapping[str, Any]) -> int:
+    from nwb_ldns.training.conditions import trace_dim
+
+    return trace_dim(data.get("condition"))
 
 
 def network_arguments(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -52,7 +59,7 @@ def network_arguments(config: Mapping[str, Any], data: Mapping[str, Any]) -> dic
         },
         "denoiser": {
             "channels": ae["latent"], "hidden": dif["hidden"], "n_blocks": dif["n_blocks"],
-            "extra_channels": 1 if data["length_mask"] else 0, "cond_dim": _cond_dim(data),
+            "extra_channels": (1 if data["length_mask"] else 0) + _trace_dim(data), "cond_dim": _cond_dim(data),
             "d_state": dif["d_state"], "out_scale": dif["out_scale"],
             "s4_mode": dif.get("s4_mode", "diag"),  # model directories written before the option existed: diag
         },
@@ -241,7 +248,7 @@ class LDNSModel:
     def sample(self, n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
                lengths: int | Sequence[int] | None = None,
                conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
-               progress: bool = True):
+               progress: bool = True, conditions_source: str | None = None):
         """Generate `n` trials as an xarray.Dataset in the session schema (split "generated"); see nwb_ldns.sample.
 
         conditions: angle model -- one angle (radians) or n (default uniform in (-pi, pi)); category model -- one
@@ -250,7 +257,7 @@ class LDNSModel:
         from nwb_ldns.sample import generate
 
         return generate(self, n, seed=seed, sampler=sampler, steps=steps, lengths=lengths, conditions=conditions,
-                        batch_size=batch_size, progress=progress)
+                        batch_size=batch_size, progress=progress, conditions_source=conditions_source)
 
     def __repr__(self) -> str:
         return (f"LDNSModel(preset={self.config.get('preset')!r}, n_units={self.data['n_units']}, "

@@ -15,7 +15,7 @@ import json
 import math
 import warnings
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import xarray as xr
 from nwb_ldns import __version__
 from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.errors import GeneratedRangeWarning, OptionError
-from nwb_ldns.training.conditions import condition_tensor, sample_categories
+from nwb_ldns.training.conditions import condition_tensor, sample_categories, trace_channels, trace_dim
 from nwb_ldns.training.latents import centre_offsets, length_mask_channel, unstandardise
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ def _conditions(model: "LDNSModel", n: int, conditions: Sequence[float] | Sequen
         return None, ""
     if spec.get("kind") == "category":  # labels (str), drawn or checked against the train classes
         return sample_categories(spec, n, conditions, gen)
+    if spec.get("kind") == "trace":
+        return _traces(model, spec, n, conditions), "given"
     if conditions is None:
         angles = (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
         return angles.numpy(), "uniform(-pi, pi)"
@@ -84,6 +86,19 @@ def _conditions(model: "LDNSModel", n: int, conditions: Sequence[float] | Sequen
     if angles.size != n or not np.all(np.isfinite(angles)):
         raise OptionError(f"give one finite angle (radians) or exactly {n}, got {angles.size}")
     return angles, "given"
+
+
+def _traces(model: "LDNSModel", spec: Mapping[str, Any], n: int, conditions: Any) -> np.ndarray:
+    """The behaviour traces (n, bins, dims) a trace-conditioned model generates from: required, one per trial."""
+    shape = (n, int(model.data["n_bins"]), int(spec["dim"]))
+    if conditions is None:
+        raise OptionError(f"this model is conditioned on the behaviour trace {spec['variable']}: give {n} traces of "
+                          f"shape {shape[1:]} (CLI: --condition velocity=from:SESSION.nwb)")
+    traces = np.asarray(conditions, dtype=np.float64)
+    if traces.shape != shape or not np.all(np.isfinite(traces)):
+        raise OptionError(f"give finite behaviour traces of shape {shape} (trials, bins, dims), got "
+                          f"{traces.shape}")
+    return traces.astype(np.float32)
 
 
 @torch.no_grad()
@@ -223,8 +238,12 @@ def _check_memory(model: "LDNSModel", n: int, lengths: int | Sequence[int] | Non
 def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
              lengths: int | Sequence[int] | None = None,
              conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
-             progress: bool = True) -> xr.Dataset:
-    """`n` generated trials (counts, rates, latents, mask) with provenance attrs; see the module docstring."""
+             progress: bool = True, conditions_source: str | None = None) -> xr.Dataset:
+    """`n` generated trials (counts, rates, latents, mask) with provenance attrs; see the module docstring.
+
+    conditions_source: where given conditions come from (e.g. "trial_reach_angle of the test trials of
+    s.nwb"), recorded in the provenance instead of "given".
+    """
     from nwb_ldns.models import DDPMSchedule, sample_latents
     from nwb_ldns.models.diffusion import DEFAULT_DDIM_STEPS
 
@@ -235,6 +254,8 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     gen = torch.Generator().manual_seed(int(seed))
     trial_lengths, length_source = _lengths(model, n, lengths, gen)
     cond_values, condition_source = _conditions(model, n, conditions, gen)  # angles or class labels
+    if conditions_source and conditions is not None:
+        condition_source = conditions_source
     cfg = model.config["diffusion"]
     schedule = DDPMSchedule(cfg["num_steps"], cfg["beta_start"], cfg["beta_end"])
     n_latent = int(model.config["autoencoder"]["latent"])
@@ -258,7 +279,13 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
             lens = torch.from_numpy(trial_lengths[idx])
             extra = length_mask_channel(lens, window) if model.data["length_mask"] else None
             cond = None
-            if cond_values is not None:
+            if trace_dim(model.data["condition"]):
+                if sample_len != window:
+                    raise OptionError(f"a trace-conditioned model generates its training length ({window} bins) "
+                                      "only; drop --length")
+                traces = trace_channels(model.data["condition"], cond_values[idx])
+                extra = traces if extra is None else torch.cat([extra, traces], dim=-1)
+            elif cond_values is not None:
                 cond = condition_tensor(model.data["condition"], cond_values[idx])
             zs = sample_latents(model.denoiser, schedule, (idx.size, sample_len, n_latent), sampler=sampler,
                                 steps=steps, generator=gen, extra=extra, cond=cond, progress=progress,
@@ -288,7 +315,8 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
                              conditioning=_conditioning_text(model, cond_values, condition_source, length_source))
     attrs["sample_warnings"] = json.dumps(messages)
     extra_trial = {}
-    if cond_values is not None:  # the source's trial column (labels as str for a category)
+    is_trace = bool(trace_dim(model.data["condition"]))
+    if cond_values is not None and not is_trace:  # the source's trial column (labels as str for a category)
         extra_trial[model.data["condition"]["variable"]] = cond_values
     unit_vars = {k: np.asarray(v) for k, v in model.data.get("unit_vars", {}).items()}
     ds = make_session_dataset(counts, model.data["bin_width"], mask=mask, split=np.full(n, "generated"),
@@ -297,6 +325,12 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     ds["rates"] = (("trial", "time", "unit"), rates)
     ds["latents"] = (("trial", "time", "latent"), latents)
     ds = ds.assign_coords(latent=np.arange(n_latent))
+    if is_trace:  # the requested behaviour of every generated trial, in the session's units
+        ds["behavior"] = (("trial", "time", "behavior_dim"), cond_values)
+        ds = ds.assign_coords(behavior_dim=np.asarray(model.data["condition"].get("dims") or
+                                                      np.arange(cond_values.shape[2]).astype(str)))
+        ds.attrs["behavior_series"] = model.data.get("session_attrs", {}).get("behavior_series", "")
+        ds.attrs["behavior_lag"] = float(model.data.get("session_attrs", {}).get("behavior_lag", 0.0))
     return ds
 
 
@@ -308,6 +342,9 @@ def _conditioning_text(model: "LDNSModel", values: np.ndarray | None, condition_
                              "classes": list(spec["classes"]), "source": condition_source}
         if condition_source == "label":
             parts["category"]["label"] = str(values[0])
+    elif values is not None and spec.get("kind") == "trace":
+        parts["trace"] = {"variable": spec["variable"], "encoding": "extra_channels", "dims": spec.get("dims"),
+                          "source": condition_source, "written_to": "processing/behavior/conditioning_behavior"}
     elif values is not None:
         parts["angle"] = {"variable": model.data["condition"]["variable"], "encoding": "cos_sin",
                           "source": condition_source}

@@ -144,7 +144,7 @@ def _trials_table(generated: xr.Dataset, starts: np.ndarray, stops: np.ndarray):
     )
 
 
-def _series(name, values, mask, bin_starts, bin_width, unit, description, backend, compression):
+def _series(name, values, mask, bin_starts, bin_width, unit, description, backend, compression, **fields):
     """A TimeSeries of the valid bins of every trial, flattened on the shared timeline."""
     from pynwb import TimeSeries
 
@@ -156,7 +156,8 @@ def _series(name, values, mask, bin_starts, bin_width, unit, description, backen
         timing = {"starting_time": float(stamps[0]), "rate": 1.0 / bin_width}
     else:
         timing = {"timestamps": stamps}
-    return TimeSeries(name=name, data=_wrap(data, backend, compression), unit=unit, description=description, **timing)
+    return TimeSeries(name=name, data=_wrap(data, backend, compression), unit=unit, description=description, **timing,
+                      **fields)
 
 
 def build_synthetic_nwbfile(
@@ -226,6 +227,19 @@ def build_synthetic_nwbfile(
                 backend, compression,
             )
         )  # fmt: skip
+    if "behavior" in generated:
+        dims = [str(d) for d in generated["behavior_dim"].values] if "behavior_dim" in generated.coords else []
+        lag = float(attrs.get("behavior_lag") or 0.0)
+        source_series = attrs.get("behavior_series") or "the source session"
+        behaviour = nwb.create_processing_module(name="behavior", description="Behaviour the generation was "
+                                                 "conditioned on.")
+        behaviour.add(_series(
+            "conditioning_behavior", generated["behavior"].values.astype(np.float32), mask, bin_starts, bin_width,
+            "as in the source session",
+            f"The behaviour trace each generated trial was conditioned on (from {source_series}), one sample per bin "
+            "of the trial's spikes; in the source session bin k's value was "
+            f"read {lag * 1e3:g} ms after the bin (the behaviour lag), so decode it from the same bins.",
+            backend, compression, comments=f"columns=[{','.join(dims)}]" if dims else "no comments"))
     return nwb
 
 

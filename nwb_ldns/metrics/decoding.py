@@ -70,3 +70,17 @@ def decoding_r2(train_features, train_behavior, test_features, test_behavior, *,
     x, _ = _bins(test_features, test_mask)
     y, _ = _bins(test_behavior, test_mask)
     return r2_score(y, decoder.predict(x))
+
+
+def circular_error(a, b) -> np.ndarray:
+    """|a - b| wrapped to [0, pi] (radians)."""
+    return np.abs(np.angle(np.exp(1j * (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))))
+
+
+def decoded_angles(velocity, angle_bin: int, half_width: int = 5) -> np.ndarray:
+    """Reach angle of each trial from decoded velocity (trial, time, 2): the direction of its mean over the bins
+    angle_bin - half_width .. angle_bin + half_width (one bin, as the paper reads true velocity, is too noisy
+    for a velocity decoded from spikes)."""
+    velocity = np.asarray(velocity, dtype=np.float64)
+    window = velocity[:, max(angle_bin - half_width, 0): angle_bin + half_width + 1].mean(axis=1)
+    return np.arctan2(window[:, 1], window[:, 0])

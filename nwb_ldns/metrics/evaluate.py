@@ -16,7 +16,7 @@ from nwb_ldns import __version__
 from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, agreement_between, agreement_statistics
 from nwb_ldns.metrics.bootstrap import protocol_table
-from nwb_ldns.metrics.decoding import RidgeDecoder, r2_score
+from nwb_ldns.metrics.decoding import RidgeDecoder, circular_error, decoded_angles, r2_score
 from nwb_ldns.metrics.memorisation import memorisation_check
 from nwb_ldns.metrics.smoothing import smooth_counts
 from nwb_ldns.metrics.verdict import display_name, equal_size_verdict, is_baseline, pool_trials, set_label
@@ -63,6 +63,25 @@ def _decoding_r2(decoder: RidgeDecoder, ds: xr.Dataset, std_bins: float) -> floa
     return r2_score(ds["behavior"].values[keep], decoder.predict(features[keep]))
 
 
+ANGLE_VARIABLE = "trial_reach_angle"  # the MC_Maze recipe's per-trial reach angle (nwb_ldns.data.nlb)
+
+
+def _angle_error(decoder: RidgeDecoder, ds: xr.Dataset, std_bins: float) -> float | None:
+    """Median circular error (radians) between each trial's reach angle (requested, or true for real trials) and
+    the angle of the velocity decoded from its spikes; None without an angle or a 2-d velocity decoder."""
+    if ANGLE_VARIABLE not in ds or decoder.coef.shape[1] != 2 or ds.sizes["trial"] == 0:
+        return None
+    from nwb_ldns.data.nlb import MC_MAZE
+
+    if ds.sizes["time"] <= MC_MAZE.angle_bin:
+        return None
+    features = smooth_counts(ds["counts"].values, std_bins, _mask(ds))
+    velocity = decoder.predict(features.reshape(-1, features.shape[2])).reshape(*features.shape[:2], 2)
+    errors = circular_error(decoded_angles(velocity, MC_MAZE.angle_bin), ds[ANGLE_VARIABLE].values)
+    errors = errors[np.isfinite(errors)]
+    return float(np.median(errors)) if errors.size else None
+
+
 def behaviour_decoding(train: xr.Dataset, heldout: xr.Dataset, generated: list[xr.Dataset]) -> dict | None:
     """Ridge decoder (alpha 1e-6, bins as samples) from 30 ms-smoothed real training spikes to behaviour.
 
@@ -79,6 +98,8 @@ def behaviour_decoding(train: xr.Dataset, heldout: xr.Dataset, generated: list[x
         "features": f"counts smoothed with a {DECODER_SMOOTHING_S * 1e3:g} ms Gaussian",
         "r2_heldout_real": _decoding_r2(decoder, heldout, std_bins) if heldout.sizes["trial"] else None,
         "r2_generated": [_decoding_r2(decoder, ds, std_bins) for ds in generated],
+        "angle_error_heldout_real": _angle_error(decoder, heldout, std_bins) if heldout.sizes["trial"] else None,
+        "angle_error_generated": [_angle_error(decoder, ds, std_bins) for ds in generated],
     }
 
 
@@ -249,6 +270,14 @@ def decoding_lines(result: dict) -> list[str]:
     for entry, r2 in zip(result["generated"], dec["r2_generated"]):
         if r2 is not None:
             lines.append(f"  {display_name(entry)}: {fmt(r2)} (its requested behaviour decoded from its spikes)")
+    errors = dec.get("angle_error_generated") or []
+    if dec.get("angle_error_heldout_real") is not None or any(e is not None for e in errors):
+        deg = lambda v: "n/a" if v is None else f"{np.degrees(v):.1f} deg"  # noqa: E731
+        lines.append(f"reach angle decoded from spikes, median circular error vs the trial's angle: held-out real "
+                     f"{deg(dec.get('angle_error_heldout_real'))}")
+        for entry, error in zip(result["generated"], errors):
+            if error is not None:
+                lines.append(f"  {display_name(entry)}: {deg(error)} (vs its requested angle; chance is 90 deg)")
     return lines
 
 

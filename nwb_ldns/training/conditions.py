@@ -7,6 +7,9 @@ Config `diffusion.condition` names a per-trial variable of the session Dataset (
 - "category" (ours, beyond the LDNS reference): one class per distinct train label, encoded as a one-hot vector
   (cond_dim = number of classes). The denoiser's condition MLP maps the one-hot to a class embedding that is added
   to the timestep embedding, exactly where the angle embedding goes.
+- "trace" (the LDNS velocity mechanism, reference 3.4): a per-bin behaviour variable (trial, time, dim), e.g. the
+  hand velocity, given to the denoiser as extra input channels at every step (cond_dim 0). Scaled per dimension by
+  its train RMS (ours: the reference feeds m/s unscaled, which is already of order 1), NaN set to 0.
 - "auto" (default): strings, booleans, and integer-valued numbers with at most MAX_AUTO_CLASSES distinct values are
   categories; other numbers (non-integer floats) are angles.
 
@@ -80,6 +83,8 @@ def describe_condition(session: xr.Dataset, name: str, kind: str, train: np.ndar
     SessionContentError for missing labels or validation trials whose class no train trial has.
     """
     columns = trial_columns(session)
+    if kind == "trace" or (name in session and session[name].dims[:2] == ("trial", "time")):
+        return describe_trace(session, name, train)
     if name not in session or session[name].dims != ("trial",):
         raise OptionError(f"diffusion.condition={name!r} is not a per-trial variable of the session; choose one of "
                           f"its trial columns {columns or '(none available)'} (fit --condition COLUMN) or "
@@ -113,6 +118,43 @@ def describe_condition(session: xr.Dataset, name: str, kind: str, train: np.ndar
     counts = {c: int(n) for c, n in zip(classes, [(labels[train] == c).sum() for c in classes])}
     return {"variable": name, "kind": "category", "encoding": "one_hot", "classes": classes, "dim": len(classes),
             "counts": counts}
+
+
+def describe_trace(session: xr.Dataset, name: str, train: np.ndarray) -> dict[str, Any]:
+    """The data description of a per-bin behaviour condition (kind "trace")."""
+    if name not in session or session[name].dims[:2] != ("trial", "time") or session[name].ndim != 3:
+        raise OptionError(f"diffusion.condition={name!r} is not a behaviour trace of the session (trial, time, dim); "
+                          "read one with --behavior SERIES (e.g. processing/behavior/hand_vel) and condition on "
+                          "--condition velocity")
+    if not bool(session["mask"].values.all()):
+        raise OptionError("conditioning on a behaviour trace needs fixed-length trials (every bin observed); use "
+                          "--align COLUMN --window START STOP")
+    values = np.asarray(session[name].values[train], dtype=np.float64)
+    rms = np.sqrt(np.nanmean(values ** 2, axis=(0, 1)))
+    if not np.all(np.isfinite(rms)) or not np.all(rms > 0):
+        raise SessionContentError(f"{name} is NaN or constant zero on the train trials; it cannot condition a model")
+    dims = [str(d) for d in session[session[name].dims[2]].values] if session[name].dims[2] in session.coords \
+        else [str(i) for i in range(values.shape[2])]
+    return {"variable": name, "kind": "trace", "encoding": "extra_channels", "dim": int(values.shape[2]),
+            "dims": dims, "scale": [float(v) for v in rms]}
+
+
+def trace_channels(spec: Mapping[str, Any], values: Any) -> torch.Tensor:
+    """The denoiser's extra input channels [n, time, dim] of behaviour traces: scaled by the train RMS, NaN -> 0."""
+    traces = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0) / np.asarray(spec["scale"])
+    return torch.from_numpy(traces.astype(np.float32))
+
+
+def cond_dim(spec: Mapping[str, Any] | None) -> int:
+    """Width of the denoiser's cond (embedding) input: 0 unconditional or trace, 2 angle, n classes category."""
+    if not spec or spec.get("kind") == "trace":
+        return 0
+    return int(spec.get("dim", 2))
+
+
+def trace_dim(spec: Mapping[str, Any] | None) -> int:
+    """Extra denoiser input channels a trace condition adds (0 otherwise)."""
+    return int(spec["dim"]) if spec and spec.get("kind") == "trace" else 0
 
 
 def _unknown_label_error(spec: Mapping[str, Any], unknown: Sequence[str]) -> OptionError:

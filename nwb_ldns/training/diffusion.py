@@ -31,7 +31,9 @@ class DenoiserValidation:
     """
 
     def __init__(self, schedule: DDPMSchedule, latents: torch.Tensor, extra: torch.Tensor | None,
-                 cond: torch.Tensor | None, cfg: dict[str, Any], seed: int, device: torch.device) -> None:
+                 cond: torch.Tensor | None, cfg: dict[str, Any], seed: int, device: torch.device,
+                 masked: bool = True) -> None:
+        self.masked = masked and extra is not None
         gen = torch.Generator().manual_seed(seed)
         reps = VALIDATION_DRAWS
         self.x0 = latents.repeat(reps, 1, 1).to(device)
@@ -53,7 +55,7 @@ class DenoiserValidation:
         for start in range(0, self.x0.shape[0], batch):
             part = slice(start, start + batch)
             eps_hat = evaluator(self.x_t[part], self.t[part], self.cond[part] if self.cond is not None else None)
-            weight = self.extra[part][..., :1] if self.extra is not None else None
+            weight = self.extra[part][..., :1] if self.masked else None
             total += float(denoising_loss(eps_hat.float(), self.eps[part], self.cfg["loss"], self.cfg["smoothl1_beta"],
                                           weight)) * (eps_hat.shape[0])
         return total / self.x0.shape[0]
@@ -63,9 +65,12 @@ STAGE = "diffusion"
 
 def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.Tensor | None,
                    cond: torch.Tensor | None, cfg: dict[str, Any], seed: int, run: Run,
-                   resume: dict[str, Any] | None = None, val: dict[str, torch.Tensor | None] | None = None
-                   ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                   resume: dict[str, Any] | None = None, val: dict[str, torch.Tensor | None] | None = None,
+                   masked: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train on latents [N, L, K] (+ extra [N, L, E], cond [N, D]); return (EMA state dict, summary).
+
+    masked: the first extra channel is the length mask, also the loss weight (False: extra holds only
+    condition channels, e.g. velocity traces, and every bin counts).
 
     val ({"latents", "extra", "cond"} of held-out trials) with cfg val_every > 0: validation denoising loss every
     val_every epochs; with patience > 0 training stops after that many validations without improvement and the
@@ -85,7 +90,7 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
     validation = None
     if val is not None and cfg.get("val_every") and val.get("latents") is not None and len(val["latents"]):
         validation = DenoiserValidation(schedule, val["latents"], val.get("extra"), val.get("cond"), cfg, seed + 7,
-                                        run.device)
+                                        run.device, masked=masked)
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -110,7 +115,8 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
             index = index.to(run.device)
             loss = denoiser_step(model, optimizer, schedule, latents[index],
                                  extra[index] if extra is not None else None,
-                                 cond[index] if cond is not None else None, cfg, noise_gen, bf16=run.bf16, micro=micro)
+                                 cond[index] if cond is not None else None, cfg, noise_gen, bf16=run.bf16, micro=micro,
+                                 masked=masked)
             scheduler.step()
             check_finite_loss(loss.item(), STAGE, scheduler.step_count, cfg["lr"])
             ema.update(model)

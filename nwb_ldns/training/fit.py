@@ -32,7 +32,7 @@ from nwb_ldns.model_dir import (LDNSModel, build_networks, model_description, re
                                 write_bytes)
 from nwb_ldns.model_schema import check_config, check_data, check_state, fix_advice
 from nwb_ldns.training.autoencoder import train_autoencoder
-from nwb_ldns.training.conditions import condition_tensor, describe_condition
+from nwb_ldns.training.conditions import condition_tensor, describe_condition, trace_channels
 from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, resolve_device, use_bf16
 from nwb_ldns.training.diffusion import train_denoiser
 from nwb_ldns.training.latents import apply_latent_set, build_latent_set, encode
@@ -127,11 +127,14 @@ def _tensors(session: xr.Dataset, positions: np.ndarray) -> dict[str, torch.Tens
     }
     if "rates" in session and session["rates"].dims == ("trial", "time", "unit"):
         out["rates"] = torch.from_numpy(np.ascontiguousarray(session["rates"].values[positions], dtype=np.float32))
+    if "behavior" in session:  # the traces a velocity model's held-out check conditions on
+        out["behavior"] = torch.from_numpy(np.nan_to_num(np.ascontiguousarray(session["behavior"].values[positions],
+                                                                              dtype=np.float32)))
     return out
 
 
 def _conditions(session: xr.Dataset, data: Mapping[str, Any], positions: np.ndarray) -> torch.Tensor | None:
-    if not data["condition"]:
+    if not data["condition"] or data["condition"].get("kind") == "trace":  # traces are extra channels
         return None
     if data["condition"].get("kind") == "category":
         return condition_tensor(data["condition"], session[data["condition"]["variable"]].values[positions])
@@ -140,6 +143,16 @@ def _conditions(session: xr.Dataset, data: Mapping[str, Any], positions: np.ndar
         raise SessionContentError(f"condition variable {data['condition']['variable']} has NaN/inf for some train "
                                   "trials; drop those trials or choose another variable")
     return torch.from_numpy(np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32))
+
+
+def _with_traces(extra: torch.Tensor | None, session: xr.Dataset, data: Mapping[str, Any],
+                 positions: np.ndarray) -> torch.Tensor | None:
+    """The denoiser's extra channels: the length mask (if any) first, then a trace condition's channels."""
+    spec = data["condition"]
+    if not spec or spec.get("kind") != "trace":
+        return extra
+    traces = trace_channels(spec, session[spec["variable"]].values[positions])
+    return traces if extra is None else torch.cat([extra, traces.to(extra.dtype)], dim=-1)
 
 
 def _same_data(saved: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
@@ -422,6 +435,7 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
 
     z = encode(autoencoder, train["counts"], config["autoencoder"]["batch_size"], device)
     latents, extra, stats = build_latent_set(z, train["mask"], data["length_mask"], config["latents"]["clip"])
+    extra = _with_traces(extra, session, data, train_pos)
     if not all(np.isfinite(stats["mean"] + stats["std"])):
         raise TrainingDivergedError("the autoencoder's latents are NaN or infinite: training diverged and no model "
                                     f"was written; lower --set autoencoder.lr (now {config['autoencoder']['lr']:g}) "
@@ -435,10 +449,11 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
     if config["diffusion"]["val_every"] and val["counts"].shape[0]:
         val_z, val_extra = apply_latent_set(encode(autoencoder, val["counts"], config["autoencoder"]["batch_size"],
                                                    device), val["mask"], stats)
-        val_set = {"latents": val_z, "extra": val_extra, "cond": _conditions(session, data, val_pos)}
+        val_set = {"latents": val_z, "extra": _with_traces(val_extra, session, data, val_pos),
+                   "cond": _conditions(session, data, val_pos)}
     dn_resume = checkpoint if checkpoint and checkpoint["stage"] == "diffusion" else None
     ema_state, summary = train_denoiser(denoiser, latents, extra, cond, config["diffusion"], seed + 2, run, dn_resume,
-                                        val=val_set)
+                                        val=val_set, masked=bool(data["length_mask"]))
     denoiser.load_state_dict(ema_state)
     run.log({"stage": "diffusion", "event": "done", **summary})
     write_bytes(out_dir / "denoiser.safetensors", state_bytes(denoiser))  # last: marks the model complete

@@ -73,7 +73,11 @@ def _sample_statistics(model, val: dict[str, torch.Tensor], psth: torch.Tensor, 
     real_mask = val["mask"].numpy()
     with warnings.catch_warnings():  # the check's own verdict says what matters; range warnings are for `sample`
         warnings.simplefilter("ignore", GeneratedRangeWarning)
-        generated = model.sample(n, seed=seed, sampler=QUALITY_SAMPLER, progress=False)
+        conditions = None
+        if (model.data.get("condition") or {}).get("kind") == "trace":  # the validation trials' own traces
+            conditions = np.resize(np.arange(real.shape[0]), n)
+            conditions = val["behavior"].numpy()[conditions]
+        generated = model.sample(n, seed=seed, sampler=QUALITY_SAMPLER, progress=False, conditions=conditions)
     steps = int(generated.attrs["sampler_steps"])
     rng = np.random.default_rng(seed)
     template = rng.integers(0, real.shape[0], size=n)

@@ -69,11 +69,11 @@ def denoising_loss(eps_hat: torch.Tensor, eps: torch.Tensor, kind: str, beta: fl
 
 def denoiser_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: DDPMSchedule,
                   x0: torch.Tensor, extra: torch.Tensor | None, cond: torch.Tensor | None, cfg: dict[str, Any],
-                  generator: torch.Generator, *, bf16: bool, micro: int | None) -> torch.Tensor:
+                  generator: torch.Generator, *, bf16: bool, micro: int | None, masked: bool = True) -> torch.Tensor:
     """DDPM epsilon objective at t ~ U{0..T-1}; clip; step (the caller updates LR and EMA). Returns the loss.
 
-    x0 [B, L, K] standardised latents; extra [B, L, E] (length-mask channel, also the loss weight) and cond [B, D]
-    are optional, all on the model's device.
+    x0 [B, L, K] standardised latents; extra [B, L, E] (with masked: the length-mask channel first, also the loss
+    weight; then any condition channels) and cond [B, D] are optional, all on the model's device.
     """
     batch, device = x0.shape[0], x0.device
     t = torch.randint(0, schedule.num_steps, (batch,), generator=generator, device=device)
@@ -82,7 +82,7 @@ def denoiser_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sche
     weight = None
     if extra is not None:
         x_t = torch.cat([x_t, extra], dim=-1)
-        weight = extra[..., :1]
+        weight = extra[..., :1] if masked else None
     optimizer.zero_grad(set_to_none=True)
     total = x0.new_zeros((), dtype=torch.float32)
     for part in _parts(batch, micro):

@@ -57,7 +57,7 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path
     _check_outputs(json_path, report_dir, inputs, overwrite)  # before the (long) evaluation
     real_ds = load_session_from_options(real, **session_opts)
     paths = tuple(synthetic) + tuple(baseline_paths)
-    generated = [_with_provenance(load_session(path), path) for path in paths]
+    generated = [_with_provenance(load_generated(path), path) for path in paths]
     names = _unique_names(paths)
     result = run_evaluate(real_ds, generated, names=names, n_resamples=n_resamples, seed=seed, maxval=maxval,
                           split=reference_split, memorisation=not no_memorisation,
@@ -104,6 +104,18 @@ def _check_outputs(json_path: Path | None, report_dir: Path | None, inputs: list
 
 
 PROVENANCE_FIELDS = ("model_name", "model_config", "sampler", "sampler_steps", "seed")
+
+
+CONDITIONING_SERIES = "processing/behavior/conditioning_behavior"  # written by sample for a velocity model
+
+
+def load_generated(path: str):
+    """A generated file as a session; with the behaviour its trials were conditioned on, when it has one."""
+    from nwb_ldns.data import load_session
+    from nwb_ldns.data.describe import describe_session
+
+    series = {s["path"] for s in describe_session(path)["behavior_series"]}
+    return load_session(path, behavior=CONDITIONING_SERIES if CONDITIONING_SERIES in series else None)
 
 
 def _with_provenance(ds, path: Path):

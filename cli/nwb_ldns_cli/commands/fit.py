@@ -29,6 +29,22 @@ def condition_variable(column: str) -> str:
     return column if column.startswith("trial_") else f"trial_{column}"
 
 
+def condition_overrides(column: str, data) -> dict[str, object]:
+    """Config overrides of `--condition COLUMN`; `angle` also names the reach angle of an MC_Maze reading, and
+    `velocity` (or `behavior`) the session's behaviour trace (extra denoiser channels, the LDNS velocity model)."""
+    from nwb_ldns.errors import OptionError
+
+    if column.strip().lower() in ("velocity", "behavior", "behaviour"):
+        if "behavior" not in data:
+            raise OptionError("--condition velocity needs a behaviour trace: add --behavior SERIES (e.g. "
+                              "processing/behavior/hand_vel), or read an MC_Maze file with its recipe")
+        return {"diffusion.condition": "behavior", "diffusion.condition_kind": "trace"}
+    variable = condition_variable(column)
+    if variable == "trial_angle" and "trial_angle" not in data and "trial_reach_angle" in data:
+        return {"diffusion.condition": "trial_reach_angle", "diffusion.condition_kind": "angle"}
+    return {"diffusion.condition": variable}
+
+
 @click.command("fit")
 @click.argument("session", metavar="SESSION")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
@@ -45,7 +61,9 @@ def condition_variable(column: str) -> str:
 @click.option("--seed", type=int, default=None, help="Random seed for initialisation, batching and noise (default 42).")
 @click.option("--condition", default=None, metavar="COLUMN",
               help="Condition the diffusion model on this trials-table column (with or without the trial_ prefix; "
-              "'none': unconditional). Strings, booleans and integer columns with <= 50 values are categories "
+              "'none': unconditional; 'angle': the reach angle of an MC_Maze reading; 'velocity': the behaviour "
+              "trace (--behavior, or hand_vel of MC_Maze) as extra denoiser channels at every step, the LDNS "
+              "velocity model). Strings, booleans and integer columns with <= 50 values are categories "
               "(one-hot class embedding; ours), other numbers angles in radians (cos/sin). Sets "
               "diffusion.condition; --set diffusion.condition_kind=angle|category overrides the detection.")
 @click.option("--resume", is_flag=True,
@@ -72,9 +90,9 @@ def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str
         overrides["diffusion.epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
-    if condition is not None:
-        overrides["diffusion.condition"] = condition_variable(condition)
     data = load_session_from_options(session, **session_opts)
+    if condition is not None:
+        overrides.update(condition_overrides(condition, data))
     if dry_run:
         from nwb_ldns.training.fit import plan
 

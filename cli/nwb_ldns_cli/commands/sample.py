@@ -8,6 +8,57 @@ from pathlib import Path
 import click
 
 
+ALIASES = {"angle": {"angle"}, "trace": {"velocity", "behavior", "behaviour"}}  # COLUMN names any such model takes
+
+
+def split_condition(text: str) -> tuple[str, str]:
+    """'COLUMN=VALUE' -> (COLUMN, VALUE); 'VALUE' -> ('', VALUE) ('from:a=b.nwb' keeps its '=')."""
+    text = str(text).strip()
+    name, sep, value = text.partition("=")
+    if not sep or name.startswith("from:"):
+        return "", text
+    return name.strip(), value.strip()
+
+
+def check_condition_name(name: str, text: str, spec: dict | None) -> None:
+    """Refuse a COLUMN that is not the model's condition (with or without trial_, or an alias of its kind)."""
+    from nwb_ldns.errors import OptionError
+
+    if not spec or not name:
+        return
+    variable = spec.get("variable", "")
+    short = variable[len("trial_"):] if variable.startswith("trial_") else variable
+    if name not in {variable, short} | ALIASES.get(spec.get("kind", "angle"), set()):
+        raise OptionError(f"--condition {text!r}: this model is conditioned on {short!r} ({variable}), not "
+                          f"{name!r}; write --condition {short}=VALUE")
+
+
+def resolve_conditions(values: tuple[str, ...], data: dict, n: int, split: str, per_trace: int
+                       ) -> tuple[object, str | None]:
+    """(the `conditions` argument of LDNSModel.sample, a description of where they came from or None).
+
+    Beyond parse_conditions: `[COLUMN=]from:SESSION.nwb` takes the conditions of the --split trials of a real
+    session (nwb_ldns.conditioning), and `[COLUMN=]uniform` on an angle model draws uniform angles (the default).
+    """
+    from nwb_ldns.conditioning import FROM_PREFIX, conditions_from_session
+    from nwb_ldns.errors import OptionError
+
+    spec = data.get("condition") or {}
+    pairs = [split_condition(text) for text in values]
+    for (name, _), text in zip(pairs, values):
+        check_condition_name(name, text, spec or None)
+    if len(pairs) == 1 and pairs[0][1].startswith(FROM_PREFIX):
+        return conditions_from_session(data, pairs[0][1][len(FROM_PREFIX):], n, split=split, per_trace=per_trace)
+    if any(value.startswith(FROM_PREFIX) for _, value in pairs):
+        raise OptionError("give --condition ...=from:SESSION once (it supplies all --n trials)")
+    if len(pairs) == 1 and pairs[0][1] == "uniform" and spec.get("kind", "angle") == "angle":
+        return None, None
+    if spec.get("kind") == "trace":
+        raise OptionError("this model is conditioned on a behaviour trace; give --condition velocity=from:SESSION.nwb "
+                          "(the traces of that session's --split trials)")
+    return parse_conditions(values, spec or None), None
+
+
 def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> list[float] | list[str] | str | None:
     """`--condition` texts -> the `conditions` argument of LDNSModel.sample for a model whose data description
     has condition `spec` (None: unconditional; the values are passed on and sample() refuses them).
@@ -24,13 +75,8 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
     short = variable[len("trial_"):] if variable.startswith("trial_") else variable
     parsed = []
     for text in values:
-        name, sep, value = str(text).partition("=")
-        if not sep:
-            name, value = "", name
-        name, value = name.strip(), value.strip()
-        if spec and name and name not in (variable, short):
-            raise OptionError(f"--condition {text!r}: this model is conditioned on {short!r} ({variable}), not "
-                              f"{name!r}; write --condition {short}=VALUE")
+        name, value = split_condition(text)
+        check_condition_name(name, text, spec)
         parsed.append(value)
     if not spec:
         return parsed
@@ -61,14 +107,21 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
               "radians, e.g. --condition 0.5 or --condition angle=0.5 (default: uniform in (-pi, pi)). Category "
               "model (ours): COLUMN=LABEL (every trial that class), COLUMN=uniform (classes uniform at random, "
               "seeded) or COLUMN=from-data (the train class frequencies; the default), e.g. "
-              "--condition condition=c1.")
+              "--condition condition=c1. Any conditioned model: COLUMN=from:SESSION.nwb takes the conditions of the "
+              "--split trials of a real session (angle=from:..., velocity=from:... for a velocity model), read as "
+              "the training session was; angle=uniform draws uniform angles.")
+@click.option("--split", default="test", show_default=True,
+              help="With --condition ...=from:SESSION: which trials of SESSION give the conditions.")
+@click.option("--per-trace", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --condition ...=from:SESSION: generated trials per real trial (in trial order, cycled).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
               help="Trials generated per denoiser batch (lower it if memory is short).")
 @click.option("--zarr", "use_zarr", is_flag=True, help="Write an NWB Zarr store instead of HDF5.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="Hide the progress bar.")
 def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: int | None, lengths: tuple[int, ...],
-           conditions: tuple[str, ...], batch_size: int, use_zarr: bool, overwrite: bool, quiet: bool) -> None:
+           conditions: tuple[str, ...], split: str, per_trace: int, batch_size: int, use_zarr: bool, overwrite: bool,
+           quiet: bool) -> None:
     """Generate N synthetic trials from MODEL_DIR (written by `nwb-ldns fit`) and write them to --out as NWB."""
     from nwb_ldns.errors import GeneratedRangeWarning, OptionError
     from nwb_ldns.export import write_synthetic
@@ -80,11 +133,12 @@ def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: i
         if len(values) not in (0, 1, n):
             raise OptionError(f"give {name} once or exactly --n ({n}) times, got {len(values)} values")
     model = LDNSModel.load(model_dir)
-    parsed = parse_conditions(conditions, model.data.get("condition"))
+    parsed, source = resolve_conditions(conditions, model.data, n, split, per_trace)
     with warnings.catch_warnings(record=True) as caught:  # shown as one "warning: ..." line each, below
         warnings.simplefilter("always", GeneratedRangeWarning)
         generated = model.sample(n, seed=seed, sampler=sampler, steps=steps, lengths=list(lengths) or None,
-                                 conditions=parsed, batch_size=batch_size, progress=not quiet)
+                                 conditions=parsed, batch_size=batch_size, progress=not quiet,
+                                 conditions_source=source)
     for item in caught:
         if issubclass(item.category, GeneratedRangeWarning):
             click.echo(f"warning: {item.message}", err=True)
