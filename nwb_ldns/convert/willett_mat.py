@@ -84,6 +84,8 @@ def check_file(file: SessionFile) -> None:
 
     try:
         names = {entry[0] for entry in whosmat(str(file.path))}
+    except MemoryError:  # not a damaged file: keep it (and its traceback)
+        raise
     except Exception as error:  # scipy raises ValueError/MatReadError/TypeError/... on damaged files
         raise InputFileError(
             f"cannot read {file.path} as a MATLAB v5 .mat file ({type(error).__name__}: {error}); "
@@ -124,6 +126,8 @@ def read_part(file: SessionFile) -> SplitPart:
     check_file(file)
     try:
         mat = loadmat(str(file.path), variable_names=_VARIABLES)
+    except MemoryError:  # not a damaged file: keep it (and its traceback)
+        raise
     except Exception as error:
         raise InputFileError(
             f"cannot read {file.path} ({type(error).__name__}: {error}); re-extract it from competitionData.tar.gz"

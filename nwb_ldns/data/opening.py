@@ -92,6 +92,8 @@ def _zarr_version(path: Path) -> str:
     try:
         group = zarr.open_group(str(path), mode="r")
         version = group.attrs.get("nwb_version")
+    except MemoryError:  # not a damaged file: keep it (and its traceback)
+        raise
     except Exception as error:  # zarr raises several unrelated types for broken stores
         raise InputFileError(
             f"{path} is not a readable Zarr store ({error}); pass an NWB file (.nwb or .nwb.zarr)"
@@ -194,6 +196,8 @@ class _BufferedCloser(contextlib.AbstractContextManager):
 def _pynwb_errors(where: str, version: str, make_io):
     try:
         io = make_io()
+    except MemoryError:  # not a damaged file: keep it (and its traceback)
+        raise
     except Exception as error:  # pynwb/hdmf raise many types for files they cannot map
         raise InputFileError(
             f"pynwb cannot open {where} (NWB {version}): {type(error).__name__}: "
@@ -213,6 +217,8 @@ def _read(io, where: str, version: str):
             # concern the tables we read.
             warnings.simplefilter("ignore", UserWarning)
             return io.read()
+    except MemoryError:  # not a damaged file: keep it (and its traceback)
+        raise
     except Exception as error:
         first_line = (str(error).splitlines() or [""])[0][:200]
         fix = "check the file with `pynwb-validate` or re-export it with a current NWB writer"

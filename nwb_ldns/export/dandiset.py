@@ -88,6 +88,8 @@ def _session_fields(path: Path) -> tuple[str, str]:
             nwb = io.read()
             subject_id = nwb.subject.subject_id if nwb.subject is not None else None
             session = nwb.session_id or nwb.session_start_time.strftime("%Y%m%d")
+    except MemoryError:  # not a damaged file: keep it (and its traceback)
+        raise
     except Exception as error:  # noqa: BLE001 - any reader failure means the input is not a usable NWB file
         raise InputFileError(f"cannot read {path} as NWB ({error}); pass a file written by write_synthetic") from None
     if not subject_id:
