@@ -16,6 +16,7 @@ from nwb_ldns import __version__
 from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, agreement_between, agreement_statistics
 from nwb_ldns.metrics.bootstrap import protocol_table
+from nwb_ldns.metrics.conditions import condition_psth, condition_psth_lines
 from nwb_ldns.metrics.decoding import RidgeDecoder, circular_error, decoded_angles, r2_score
 from nwb_ldns.metrics.memorisation import memorisation_check
 from nwb_ldns.metrics.smoothing import smooth_counts
@@ -201,6 +202,7 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
         "generated": results,
         "verdict": verdict,
         "decoding": behaviour_decoding(train, heldout, generated),
+        "condition_psth": condition_psth(train, heldout, generated),
         "notes": notes,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "nwb_ldns_version": __version__,
@@ -260,10 +262,12 @@ def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def decoding_lines(result: dict) -> list[str]:
-    """One line per behaviour-decoding R^2 (empty when the real session has no behaviour)."""
+    """One line per behaviour-decoding R^2 (none when the real session has no behaviour), then the per-condition
+    PSTH correlation lines (nwb_ldns.metrics.conditions; none when no set has a condition)."""
+    psth_lines = condition_psth_lines(result, [display_name(entry) for entry in result["generated"]])
     dec = result.get("decoding")
     if not dec:
-        return []
+        return psth_lines
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [f"behaviour decoding R^2 ({dec['features']}, ridge alpha 1e-6): "
              f"held-out real {fmt(dec['r2_heldout_real'])}"]
@@ -278,7 +282,7 @@ def decoding_lines(result: dict) -> list[str]:
         for entry, error in zip(result["generated"], errors):
             if error is not None:
                 lines.append(f"  {display_name(entry)}: {deg(error)} (vs its requested angle; chance is 90 deg)")
-    return lines
+    return lines + psth_lines
 
 
 def format_table(result: dict) -> str:
