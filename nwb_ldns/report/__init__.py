@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,42 @@ def _arrays(ds: xr.Dataset, max_trials: int) -> tuple[np.ndarray, np.ndarray | N
     return ds["counts"].values, (ds["mask"].values if "mask" in ds else None)
 
 
+ISI_CAPTION = (
+    "Histogram of every inter-spike interval, pooled over units and trials (fraction of all ISIs, log scale; the "
+    "first 20 bins of {ms:g} ms, one histogram bin each); the legend gives the share of ISIs below one bin (the "
+    "first histogram bin, left of the dotted line). "
+    "Spike times come from binned counts: the k spikes of one bin are spaced evenly inside it (the export rule, "
+    "t0 + dt*j/(k+1)), so every ISI below one bin comes from that placement rule and means two or more spikes "
+    "in one bin. A refractory period in the real data shows as empty bins below it; Poisson sampling without "
+    "spike history fills them.")
+PSTH_CAPTION = (
+    "Trial-averaged rate (Hz, 30 ms Gaussian smoothing) of the real training trials of each condition (grey; trial "
+    "count in the legend) and of the generated trials requested for it, for the {n} units whose real PSTH differs "
+    "most between conditions; at most 8 conditions (those with most real trials). Reach angles are binned into 8 "
+    "sectors of 45 degrees. Pearson r per condition: results.json, condition_psth.")
+DECODING_CAPTION = (
+    "The behaviour decoder of the table (ridge from 30 ms-smoothed real training spikes) applied to the generated "
+    "trials. Trace-conditioned sets: requested (solid) vs decoded (dashed) velocity of 6 trials, each integrated "
+    "over the trial (cumulative sum x bin width) to a path. Angle-conditioned sets: reach angle of the decoded "
+    "velocity (bins 45-55) vs the requested angle. The held-out real trials (true vs decoded) show what the "
+    "decoder reads from real spikes.")
+
+
+def _condition_plan(cfigs, train: xr.Dataset, heldout: xr.Dataset, sets: dict[str, xr.Dataset]) -> list:
+    """The per-condition PSTH figure (one per condition variable) and the decoding figure, where they apply."""
+    plan = []
+    for variable, members in cfigs.condition_variables(train, sets).items():
+        short = variable.removeprefix("trial_")
+        filename = f"psth_{re.sub(r'[^A-Za-z0-9_-]', '_', short)}"
+        filename += f"_{len(plan)}.png" if any(p[0] == f"{filename}.png" for p in plan) else ".png"
+        plan.append((filename, f"Per-condition PSTHs ({short})", PSTH_CAPTION.format(n=3),
+                     lambda v=variable, m=members: cfigs.condition_psths(train, {k: sets[k] for k in m}, v)))
+    if cfigs.decoding_panels(train, heldout, sets):
+        plan.append(("decoded_trajectories.png", "Decoded behaviour of conditioned samples", DECODING_CAPTION,
+                     lambda: cfigs.decoded_trajectories(train, heldout, sets)))
+    return plan
+
+
 def write_report(report_dir: str | os.PathLike, real: xr.Dataset, generated: list[xr.Dataset], result: dict, *,
                  overwrite: bool = False, max_trials: int = 1000, inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """Write index.html, results.json and one PNG per figure into report_dir (atomically); return index.html.
@@ -32,6 +69,7 @@ def write_report(report_dir: str | os.PathLike, real: xr.Dataset, generated: lis
     """
     import matplotlib.pyplot as plt
 
+    from nwb_ldns.report import condition_figures as cfigs
     from nwb_ldns.report import figures as figs
     from nwb_ldns.report.html import render
 
@@ -55,6 +93,8 @@ def write_report(report_dir: str | os.PathLike, real: xr.Dataset, generated: lis
          "correlations.", lambda: figs.correlations(real_counts, sets, masks, real_mask)),
         ("isi.png", "ISI statistics", "Per-neuron mean and standard deviation of inter-spike intervals.",
          lambda: figs.isi_scatter(real_counts, sets, bin_width, masks, real_mask)),
+        ("isi_distribution.png", "ISI distribution", ISI_CAPTION.format(ms=bin_width * 1e3),
+         lambda: figs.isi_distribution(real_counts, sets, bin_width, masks, real_mask)),
         ("rates.png", "Firing rates", "Per-neuron mean firing rate.",
          lambda: figs.rate_scatter(real_counts, sets, bin_width, masks, real_mask)),
         ("pca_psd.png", "PCA trajectories and power spectra",
@@ -65,6 +105,9 @@ def write_report(report_dir: str | os.PathLike, real: xr.Dataset, generated: lis
          "over pairs and auto-correlations (zero lag set to 0) averaged over units, de-meaned per trial, biased.",
          lambda: figs.temporal(real_counts, sets, masks, real_mask)),
     ]
+    plan += _condition_plan(cfigs, train.isel(trial=slice(0, max_trials)),
+                            heldout.isel(trial=slice(0, max_trials)),
+                            {name: ds.isel(trial=slice(0, max_trials)) for name, ds in zip(names, generated)})
     if any("memorisation" in entry for entry in result["generated"]):
         plan.append(("memorisation.png", "Memorisation check",
                      "Distance of each trial to its nearest real training trial: reference (held-out real trials, "

@@ -206,3 +206,53 @@ def temporal(real, sets: dict, masks: dict | None = None, real_mask=None, n_lags
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+ISI_RANGE_BINS = 20  # the ISI histogram: 20 bins of one data bin each
+
+
+def pooled_isis(counts, bin_width: float, mask=None) -> np.ndarray:
+    """Every inter-spike interval (s) within a (trial, unit), pooled; spikes of one bin spaced evenly inside it."""
+    from nwb_ldns.metrics._arrays import as_counts
+    from nwb_ldns.metrics.isi import spike_times
+
+    counts, _ = as_counts(counts, mask)
+    times, group = spike_times(counts, bin_width)
+    same = group[1:] == group[:-1]
+    return np.diff(times)[same]
+
+
+def isi_histogram(isis: np.ndarray, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(edges in ms, fraction of all ISIs per histogram bin): one data bin per histogram bin, the first one holding
+    every ISI below one bin; the edges sit a hair below multiples of the bin so that exact multiples (spikes alone
+    in their bins, k bins apart) fall in bin k whatever the rounding."""
+    edges = np.concatenate([[0.0], (np.arange(1, ISI_RANGE_BINS + 1) - 1e-3) * bin_width])
+    hist, _ = np.histogram(isis, bins=edges)
+    return edges * 1e3, hist / max(isis.size, 1)
+
+
+def isi_distribution(real, sets: dict, bin_width: float, masks: dict | None = None, real_mask=None):
+    """Pooled ISI histogram (log fraction, ms) of the real trials vs each set; the share of ISIs below one bin."""
+    masks = masks or {}
+    real_isis = pooled_isis(real, bin_width, real_mask)
+    edges, real_hist = isi_histogram(real_isis, bin_width)
+    fig, axes = _grid(len(sets), width=3.8)
+    for ax, (name, counts), color in zip(axes, sets.items(), colors(len(sets))):
+        isis = pooled_isis(counts, bin_width, masks.get(name))
+        _, hist = isi_histogram(isis, bin_width)
+        for values, label, style in ((real_hist, f"real: {_below(real_isis, bin_width)}", REAL_COLOR),
+                                     (hist, f"{name}: {_below(isis, bin_width)}", color)):
+            shown = np.where(values > 0, values, np.nan)  # empty bins are gaps on the log axis
+            ax.stairs(shown, edges, color=style, lw=2 if style == REAL_COLOR else 1.2, label=label)
+        ax.axvline(bin_width * 1e3, ls=":", color="k", lw=0.8)
+        ax.set(yscale="log", xlim=(0, edges[-1]), xlabel="inter-spike interval (ms)", ylabel="fraction of ISIs",
+               title=name)
+        ax.legend(fontsize=6, title="ISIs below one bin", title_fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def _below(isis: np.ndarray, bin_width: float) -> str:
+    if isis.size == 0:
+        return "no ISIs"
+    return f"{np.mean(isis < bin_width * (1 - 1e-9)):.2%}"

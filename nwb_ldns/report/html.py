@@ -128,7 +128,12 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
                   "5th percentile of the reference distances (about 0.05 expected without copying).</p>"]
     lines = decoding_lines(result)
     if lines:
-        parts += ["<h2>Behaviour decoding</h2>", "<pre>" + html.escape("\n".join(lines)) + "</pre>"]
+        parts += ["<h2>Conditioning checks</h2>", "<pre>" + html.escape("\n".join(lines)) + "</pre>",
+                  "<p class='small'>Behaviour decoding: a ridge decoder trained on the real training trials read "
+                  "back from each set's spikes. Per-condition PSTH correlation: Pearson r over (time, unit) of the "
+                  "smoothed PSTH of the real training trials of each condition and of the generated trials "
+                  "requested for it, averaged over conditions; the condition-specific r correlates each PSTH minus "
+                  "the mean over conditions (about 0 for a model that ignores the condition).</p>"]
     for note in result.get("notes", []):
         parts.append(f"<p class='small'>Note: {html.escape(note)}</p>")
     parts.append("<h2>Figures</h2>")

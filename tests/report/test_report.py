@@ -45,8 +45,12 @@ def test_report_files_and_overwrite(report_dir):
     assert f"{agreement:.4f}" in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from the network
     images = sorted(p.name for p in out.glob("*.png"))
-    assert len(images) == 8 and all(f'src="{name}"' in page for name in images)
-    assert json.loads((out / "results.json").read_text())["generated"][1]["name"] == "model <B>"
+    assert len(images) == 10 and all(f'src="{name}"' in page for name in images)
+    assert {"isi_distribution.png", "psth_condition.png"} <= set(images)  # the mock sets share trial_condition
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["generated"][1]["name"] == "model <B>"
+    assert [s["variable"] for s in saved["condition_psth"]["generated"]] == ["trial_condition"] * 2
+    assert "per-condition PSTH correlation" in page
     with pytest.raises(OutputExistsError):
         write_report(out, real, generated, result)
 
@@ -71,7 +75,7 @@ def test_report_renders_in_headless_chromium(report_dir):
         driver.get((out / "index.html").resolve().as_uri())
         states = driver.execute_script(
             "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
-        assert len(states) == 8
+        assert len(states) == 10
         assert all(ok for _, ok in states), [src for src, ok in states if not ok]
         severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert severe == []
