@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # The Python API mirrors the CLI. Imported lazily: torch and pynwb are heavy, and `import nwb_ldns` should be cheap.
 _API = {
     "load_session": "nwb_ldns.data.session",
+    "load_sessions": "nwb_ldns.data.multi",
     "make_session_dataset": "nwb_ldns.data.schema",
     "fit": "nwb_ldns.train",
     "LDNSModel": "nwb_ldns.model_dir",

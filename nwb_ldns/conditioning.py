@@ -34,7 +34,7 @@ def reading_options(data: Mapping[str, Any]) -> dict[str, Any]:
             options["window"] = (float(window[0]), float(window[1]))
             options["align"] = attrs.get("align")
     for key, option in (("unit_filter", "unit_filter"), ("counts_series", "counts_series"),
-                        ("behavior_series", "behavior")):
+                        ("channel_filter", "channel_filter"), ("behavior_series", "behavior")):
         if attrs.get(key):
             options[option] = attrs[key]
     return options

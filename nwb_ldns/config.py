@@ -81,6 +81,7 @@ _TRAINING_COMMON: dict[str, Any] = {
     "device": "auto",  # "auto" (CUDA if available) | "cpu" | "cuda"
     "precision": "auto",  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16"
     "val_fraction": 0.1,  # held out of train (seeded) when the session has no val trials
+    "max_bins": None,  # drop trials longer than this many bins before training (reference max_seqlen); None: keep
 }
 
 
@@ -125,6 +126,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         diffusion={"hidden": 384, "n_blocks": 6, "out_scale": 0.1, "loss": "smoothl1", "smoothl1_beta": 0.04,
                    "epochs": 2000, "warmup_epochs": 100, "horizon_factor": 1.3, "batch_size": 256,
                    "ema_min_value": 0.9999, "checkpoint_every": 20},
+        training={"max_bins": 512},  # the reference drops sentences over 512 bins (10.24 s; ldns-reference.md 1b)
     ),
     # Small widths and few epochs: a full fit of 64 trials x 256 bins x 128 units in about a minute on 2 cores.
     # A 10x larger learning rate than the reference, so that ~60 autoencoder steps learn the firing rates.
@@ -199,7 +201,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("auto", "fp32", "bf16"),
 }
-_NULLABLE: dict[str, type] = {"latents.clip": float, "diffusion.condition": str, "diffusion.sample_clip": float}
+_NULLABLE: dict[str, type] = {"latents.clip": float, "diffusion.condition": str, "diffusion.sample_clip": float,
+                              "training.max_bins": int}
 _POSITIVE_INT = {"hidden", "latent", "d_state", "epochs", "batch_size", "checkpoint_every", "num_steps", "td_lags"}
 _POSITIVE_FLOAT = {"lr", "grad_clip", "horizon_factor", "ema_power", "smoothl1_beta", "out_scale", "beta_start",
                    "beta_end", "ema_max_value"}
@@ -308,6 +311,8 @@ def _check_ranges(flat: Mapping[str, Any]) -> None:
         raise OptionError("--set training.val_fraction must be in (0, 1)")
     if flat["latents.clip"] is not None and flat["latents.clip"] <= 0:
         raise OptionError("--set latents.clip must be > 0 or none")
+    if flat.get("training.max_bins") is not None and flat["training.max_bins"] < 1:
+        raise OptionError("--set training.max_bins must be a positive number of bins or none (keep every trial)")
 
 
 def parse_set_options(items: list[str] | tuple[str, ...]) -> dict[str, str]:

@@ -22,6 +22,7 @@ SESSION_OPTION_NAMES = {
     "window_length": "window_length",
     "units_filter": "unit_filter",
     "counts_series": "counts_series",
+    "channels": "channel_filter",
     "behavior": "behavior",
     "recipe": "recipe",
 }
@@ -80,6 +81,15 @@ _OPTIONS = [
         "processing/ecephys/tx1.",
     ),
     click.option(
+        "--channels",
+        default=None,
+        metavar="FILTER",
+        help="With --counts-series: keep only the channels whose electrodes-table row matches COLUMN==VALUE or "
+        "COLUMN!=VALUE terms joined by commas, e.g. --channels \"location==area 6v\" (the 128 area-6v channels of "
+        "the Willett data). Channels map to electrodes through the series' electrodes region, else column j = "
+        "electrodes row j.",
+    ),
+    click.option(
         "--behavior",
         default=None,
         help="TimeSeries to average onto the bins as behaviour, e.g. processing/behavior/hand_vel.",
@@ -100,7 +110,7 @@ _OPTIONS = [
 
 def session_options(command: Callable) -> Callable:
     """Click decorator adding --bin-width, --units-table, --trials-table, --align, --window, --window-length,
-    --units-filter, --counts-series, --behavior and --recipe."""
+    --units-filter, --counts-series, --channels, --behavior and --recipe."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -126,13 +136,26 @@ def load_session_from_options(path: str | os.PathLike, **options: Any):
     The reader's warnings (dropped trials, bins outside obs_intervals...) are printed to stderr as one
     "Note:" line each instead of Python's two-line warning format.
     """
-    import warnings
-
     from nwb_ldns.data import load_session
+
+    return _echo_notes(lambda: load_session(path, **session_kwargs(options)))
+
+
+def load_sessions_from_options(paths: list[str] | tuple[str, ...], **options: Any):
+    """`load_sessions(paths, ...)` (one Dataset of every session's trials) with the values of the session options;
+    notes printed as in `load_session_from_options`, each naming its file when there are several."""
+    from nwb_ldns.data.multi import load_sessions
+
+    return _echo_notes(lambda: load_sessions(list(paths), **session_kwargs(options)))
+
+
+def _echo_notes(read: Callable[[], Any]):
+    """Run `read()`, printing its UserWarnings to stderr as one "Note:" line each."""
+    import warnings
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = load_session(path, **session_kwargs(options))
+        ds = read()
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             click.echo(f"Note: {warning.message}", err=True)

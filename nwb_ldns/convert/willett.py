@@ -62,15 +62,15 @@ def _add_electrodes(nwb) -> None:
             f"{layout.name.split('_')[1]} position", model=model,
         )
         groups[layout.name] = nwb.create_electrode_group(
-            name=layout.name, description=f"{layout.name.replace('_', ' ')} array (8x8, 64 electrodes)",
-            location=willett_channels.AREAS[layout.area], device=device,
+            name=layout.name, description=f"{layout.name.replace('_', ' ')} array (8x8, 64 electrodes) on "
+            f"{willett_channels.AREAS[layout.area]}", location=willett_channels.location(layout.area), device=device,
         )
     nwb.add_electrode_column(name="array_row", description="row in the 8x8 grid, 0 = superior edge")
     nwb.add_electrode_column(name="array_col", description="column in the 8x8 grid, 0 = anterior edge")
     for channel in range(N_CHANNELS):
         nwb.add_electrode(
             id=channel, group=groups[table["array"][channel]],
-            location=willett_channels.AREAS[table["area"][channel]],
+            location=willett_channels.location(table["area"][channel]),
             rel_x=float(table["rel_x"][channel]), rel_y=float(table["rel_y"][channel]),
             array_row=int(table["row"][channel]), array_col=int(table["col"][channel]),
         )
@@ -133,8 +133,9 @@ def _build_nwbfile(session: str, parts: list[SplitPart]):
             name=COUNTS_SERIES,
             description=(
                 "tx1 of competitionData: number of threshold crossings (-3.5 x RMS) per 20 ms bin; column j = "
-                "electrode id j (channel j of the release, 0-based); rows = bins of all sentences concatenated in "
-                "trials-table order (each trial's start_time / stop_time gives its rows)."
+                "electrode id j (channel j of the release, 0-based; row j of the electrodes table, whose location "
+                "is 'area 6v' for columns 0-127 and 'area 44' for 128-255); rows = bins of all sentences "
+                "concatenated in trials-table order (each trial's start_time / stop_time gives its rows)."
             ),
             data=gzip(counts, chunks=(min(len(counts), 4096), N_CHANNELS)),
             unit="counts",

@@ -55,6 +55,12 @@ AREAS = {
     "6v": "area 6v (ventral premotor cortex), left hemisphere",
     "44": "area 44 (Broca's area, inferior frontal gyrus), left hemisphere",
 }
+LDNS_AREA = "6v"  # the LDNS reference (and the release's readme) model the 128 area-6v channels only
+
+
+def location(area: str) -> str:
+    """The electrodes-table `location` of an area: short, so `--channels "location==area 6v"` selects it."""
+    return f"area {area}"
 
 
 @dataclass(frozen=True)

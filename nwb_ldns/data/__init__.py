@@ -2,7 +2,8 @@
 
 from nwb_ldns.data.schema import make_session_dataset, split_of, validate_session_dataset
 
-__all__ = ["describe_session", "load_session", "make_session_dataset", "split_of", "validate_session_dataset"]
+__all__ = ["describe_session", "load_session", "load_sessions", "make_session_dataset", "split_of",
+           "validate_session_dataset"]
 
 
 def __getattr__(name: str):
@@ -11,6 +12,10 @@ def __getattr__(name: str):
         from nwb_ldns.data.session import load_session
 
         return load_session
+    if name == "load_sessions":
+        from nwb_ldns.data.multi import load_sessions
+
+        return load_sessions
     if name == "describe_session":
         from nwb_ldns.data.describe import describe_session
 

@@ -15,7 +15,9 @@ import numpy as np
 
 from nwb_ldns.data import nlb, tables
 from nwb_ldns.data.opening import open_nwb
-from nwb_ldns.data.session import DEFAULT_BIN_WIDTH, electrode_locations, provenance_bin_width, subject_json
+from nwb_ldns.data.session import (DEFAULT_BIN_WIDTH, channel_electrodes, electrode_locations, provenance_bin_width,
+                                   subject_json)
+from nwb_ldns.errors import SessionContentError
 from nwb_ldns.data.windows import n_bins_in
 
 _MAX_CATEGORIES = 8  # a column with at most this many distinct values is listed as categorical
@@ -99,6 +101,25 @@ def condition_columns(trials: dict[str, Any]) -> list[str]:
         if 2 <= len(counts) <= CONDITION_MAX_CLASSES and min(counts) >= CONDITION_MIN_TRIALS:
             out.append(column["name"])
     return out
+
+
+def _channel_summary(path: str, series, nwbfile) -> dict[str, Any] | None:
+    """How a counts series' channels map to electrodes, and the electrodes columns `--channels` can filter on."""
+    shape = getattr(series.data, "shape", ())
+    n_channels = int(shape[1]) if len(shape) == 2 else 1
+    try:
+        electrodes, rows, via = channel_electrodes(series, n_channels, nwbfile, path)
+    except SessionContentError:
+        return None  # no electrodes to map to: --channels does not apply
+    columns = []
+    for name in tables.scalar_columns(electrodes):
+        values = tables.scalar_values(tables.column(electrodes, name))[rows]
+        unique, counts = np.unique(values, return_counts=True)
+        if len(unique) <= _MAX_CATEGORIES:
+            columns.append({"name": name, "values": {str(u): int(c) for u, c in zip(unique.tolist(), counts.tolist())}})
+        else:
+            columns.append({"name": name, "dtype": str(values.dtype)})
+    return {"via": via, "columns": columns}
 
 
 def _series_summary(path: str, series) -> dict[str, Any]:
@@ -218,7 +239,7 @@ def describe_session(path: str | os.PathLike) -> dict[str, Any]:
             "provenance_bin_width": bin_width,
             "units_tables": [_units_summary(p, o) for p, o in units],
             "trial_tables": [_trials_summary(p, o) for p, o in trials],
-            "count_series": [_series_summary(p, o) for p, o in counts],
+            "count_series": [dict(_series_summary(p, o), channels=_channel_summary(p, o, nwbfile)) for p, o in counts],
             "behavior_series": [_series_summary(p, o) for p, o in behaviour],
         }
         default_width = bin_width or DEFAULT_BIN_WIDTH
@@ -231,6 +252,9 @@ def describe_session(path: str | os.PathLike) -> dict[str, Any]:
         if nlb.looks_like_mc_maze(nwbfile):
             info["recipe"] = "mc_maze"
             info["suggestions"].insert(0, _mc_maze_suggestion())
+        human = _human_suggestion(info, dict(trials))
+        if human is not None:
+            info["suggestions"].insert(0, human)
         for suggestion in info["suggestions"]:
             if "preset" not in suggestion:  # the estimate is of the auto preset
                 suggestion.update(_fit_estimate(info, suggestion["options"], default_width))
@@ -245,6 +269,37 @@ def _mc_maze_suggestion() -> dict[str, Any]:
                            f"ms around {recipe.align}, held-in + held-out units, hand velocity lagged "
                            f"{recipe.behavior_lag * 1e3:g} ms, the LDNS split; the monkey preset of the paper",
             "options": {}, "preset": "monkey", "bin_width": recipe.bin_width, "window": recipe.window}
+
+
+HUMAN_AREA = "area 6v"  # the channels the LDNS reference models (the first 128 of the Willett release)
+
+
+def _human_suggestion(info: dict[str, Any], table_objs: dict[str, Any]) -> dict[str, Any] | None:
+    """The paper's human reading for a counts series with area-6v electrodes (a `convert willett` file): those
+    channels, the file's train/test split, the human preset (which drops trials over 512 bins)."""
+    from nwb_ldns.config import PRESETS
+
+    series = next((s for s in info["count_series"] if s.get("channels") and any(
+        HUMAN_AREA in c.get("values", {}) for c in s["channels"]["columns"] if c["name"] == "location")), None)
+    if series is None:
+        return None
+    n_area = next(c["values"][HUMAN_AREA] for c in series["channels"]["columns"] if c["name"] == "location")
+    max_bins = PRESETS["human"]["training"]["max_bins"]
+    width = series.get("sample_width") or (1.0 / series["rate"] if series["rate"] else DEFAULT_BIN_WIDTH)
+    dropped = ""
+    if "intervals/trials" in table_objs:
+        table = table_objs["intervals/trials"]
+        start = tables.flat_data(tables.column(table, "start_time")).astype(np.float64)
+        stop = tables.flat_data(tables.column(table, "stop_time")).astype(np.float64)
+        n_long = int((np.round((stop - start) / width) > max_bins).sum())
+        dropped = f" ({n_long} of {len(start)} here)"
+    return {"description": f"the LDNS paper's reading of the Willett et al. 2023 speech data: the {n_area} "
+                           f"{HUMAN_AREA} channels of {series['path']} ({width * 1e3:g} ms bins), the file's "
+                           f"train/test split, trials over {max_bins} bins dropped{dropped}; the human preset of "
+                           "the paper. List every session's file to train one model on all of them, as the paper "
+                           "does (then --out is required)",
+            "options": {"counts_series": series["path"], "channel_filter": f"location=={HUMAN_AREA}"},
+            "preset": "human"}
 
 
 def _fit_estimate(info: dict[str, Any], options: dict[str, Any], bin_width: float) -> dict[str, Any]:

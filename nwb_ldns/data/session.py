@@ -22,7 +22,7 @@ import xarray as xr
 from nwb_ldns.data import binning, nlb, tables
 from nwb_ldns.data.opening import OpenedSource, open_nwb
 from nwb_ldns.data.schema import make_session_dataset
-from nwb_ldns.data.selection import unit_selection
+from nwb_ldns.data.selection import select_rows, unit_selection
 from nwb_ldns.data.windows import Windows, check_disjoint_warning, fixed_windows, trial_windows
 from nwb_ldns.errors import OptionError, SessionContentError
 
@@ -43,6 +43,7 @@ def load_session(
     behavior: str | None = None,
     split_seed: int = 42,
     recipe: str | None = None,
+    channel_filter: str | None = None,
 ) -> xr.Dataset:
     """Read an NWB session (local .nwb, .nwb.zarr, or http(s) URL) into a session Dataset.
 
@@ -52,7 +53,10 @@ def load_session(
 
     `bin_width=None`: with `counts_series` the series' own sample spacing; otherwise the bin width of an ndx-ldns
     provenance object in the file (any lab_meta_data with a `bin_width` field), else 0.01 s. `window_length` cuts
-    fixed windows from the whole recording instead of trials. Warnings (not errors) report dropped trials
+    fixed windows from the whole recording instead of trials. `channel_filter` (`--channels`, e.g.
+    "location==area 6v") keeps the channels of `counts_series` whose electrodes-table rows match (the series'
+    `electrodes` region, else column j = row j of the file's electrodes table).
+    Warnings (not errors) report dropped trials
     (split not train/val/test/generated, NaN alignment, no observed bins) and overlapping trial windows.
     """
     if bin_width is not None and not float(bin_width) > 0:
@@ -62,7 +66,8 @@ def load_session(
     if recipe not in RECIPES:
         raise OptionError(f"unknown --recipe {recipe!r}; choose one of: {', '.join(str(r) for r in RECIPES)}")
     explicit = {"bin_width": bin_width, "align": align, "window": window, "window_length": window_length,
-                "unit_filter": unit_filter, "counts_series": counts_series, "behavior": behavior}
+                "unit_filter": unit_filter, "counts_series": counts_series, "behavior": behavior,
+                "channel_filter": channel_filter}
     with open_nwb(source) as opened:
         if recipe == "auto":
             untouched = all(v is None for v in explicit.values()) and units_table == "units" and trials_table == "trials"
@@ -88,6 +93,7 @@ def load_session(
             unit_filter=unit_filter,
             counts_series=counts_series,
             behavior=behavior,
+            channel_filter=channel_filter,
         )
     return nlb.finish_mc_maze(ds) if recipe == "mc_maze" else ds
 
@@ -192,11 +198,16 @@ class _Reader:
         unit_filter: str | None,
         counts_series: str | None,
         behavior: str | None,
+        channel_filter: str | None = None,
     ) -> xr.Dataset:
+        if channel_filter and not counts_series:
+            raise OptionError("--channels selects channels of a binned-count series: add --counts-series SERIES, or "
+                              "use --units-filter to select the units of a Units table")
         if counts_series:
             if unit_filter:
-                raise OptionError("--units-filter applies to Units tables, not to --counts-series; drop one of them")
-            source = _SeriesSource(self, counts_series, bin_width)
+                raise OptionError("--units-filter applies to Units tables, not to --counts-series; use --channels "
+                                  "to select channels of a counts series")
+            source = _SeriesSource(self, counts_series, bin_width, channel_filter)
         else:
             source = _UnitsSource(self, units_table, unit_filter)
         width = source.bin_width if counts_series and bin_width is None else bin_width
@@ -254,6 +265,7 @@ class _Reader:
 
         trial_vars = self.trial_variables(table, windows) if table is not None else {}
         attrs = self.attrs(windows, result, trials_table, unit_filter, counts_series, behavior, window_length)
+        attrs["channel_filter"] = channel_filter or ""
         attrs["reader_notes"] = json.dumps(windows.notes)
         ds = make_session_dataset(
             result.counts,
@@ -546,7 +558,8 @@ def _check_negative(spike_times: np.ndarray, units: np.ndarray, ids: np.ndarray,
 class _SeriesSource:
     """Counts from a binned-count TimeSeries (e.g. threshold crossings), one channel per unit."""
 
-    def __init__(self, reader: _Reader, name: str, bin_width: float | None) -> None:
+    def __init__(self, reader: _Reader, name: str, bin_width: float | None, channel_filter: str | None = None
+                 ) -> None:
         self.path, self.series = reader.series(name, "--counts-series", tables.is_count_series)
         data = np.asarray(self.series.data[:])
         if data.ndim == 1:
@@ -555,6 +568,21 @@ class _SeriesSource:
             raise SessionContentError(
                 f"{self.path} has data of shape {data.shape}; a counts series must be (time, channel)"
             )
+        self.channels = np.arange(data.shape[1], dtype=np.int64)
+        self.unit_vars: dict[str, np.ndarray] = {}
+        if channel_filter:
+            electrodes, rows, _ = channel_electrodes(self.series, data.shape[1], reader.nwbfile, self.path)
+            usable = tables.scalar_columns(electrodes)
+            keep = select_rows(channel_filter, data.shape[1], usable,
+                               lambda column: tables.scalar_values(tables.column(electrodes, column))[rows],
+                               where=f"{self.path}'s electrodes", option="--channels", what="channels")
+            self.channels = np.flatnonzero(keep)
+            data = data[:, self.channels]
+            ids = tables.flat_data(electrodes.id).astype(np.int64)[rows]
+            self.unit_vars["unit_electrode_id"] = ids[self.channels]
+            if "location" in usable:
+                self.unit_vars["unit_location"] = tables.scalar_values(
+                    tables.column(electrodes, "location"))[rows][self.channels]
         self.data = data
         timestamps = None if self.series.timestamps is None else np.asarray(self.series.timestamps[:])
         if timestamps is None and not self.series.rate:
@@ -616,7 +644,43 @@ class _SeriesSource:
         return _Counts(
             counts.reshape(n_trials, n_max, -1),
             observed.reshape(n_trials, n_max),
-            np.arange(data.shape[1], dtype=np.int64),
-            {},
+            self.channels,
+            dict(self.unit_vars),
             "",
         )
+
+
+def channel_electrodes(series, n_channels: int, nwbfile, path: str) -> tuple[Any, np.ndarray, str]:
+    """(electrodes table, its row of each channel, how they were matched) for the columns of a counts series.
+
+    An ElectricalSeries-like series names its rows with an `electrodes` region; a plain TimeSeries (e.g. the tx1
+    counts `convert willett` writes, column j = electrode j) maps column j to row j of the file's electrodes
+    table, which therefore needs exactly one row per channel.
+    """
+    region = getattr(series, "electrodes", None)
+    if region is not None and getattr(region, "table", None) is not None:
+        rows = tables.flat_data(region).astype(np.int64)
+        if len(rows) and not 0 <= rows.min() <= rows.max() < len(region.table):
+            raise SessionContentError(f"{path}'s electrodes region points outside its electrodes table (rows "
+                                      f"{rows.min()}..{rows.max()} of {len(region.table)}); the file is damaged, "
+                                      "drop --channels to use every channel")
+        if len(rows) != n_channels:
+            raise SessionContentError(
+                f"{path} has {n_channels} channels but its electrodes region lists {len(rows)} electrodes, so "
+                "--channels cannot tell which electrode each channel is; drop --channels (all channels are used)"
+            )
+        return region.table, rows, "its electrodes region"
+    electrodes = getattr(nwbfile, "electrodes", None)
+    n_rows = 0 if electrodes is None else len(electrodes)
+    if n_rows == 0:
+        raise SessionContentError(
+            f"{path} has no electrodes region and the file has no electrodes table, so --channels has nothing to "
+            f"select on; drop --channels (all {n_channels} channels are used)"
+        )
+    if n_rows != n_channels:
+        raise SessionContentError(
+            f"{path} has {n_channels} channels and no electrodes region, and the file's electrodes table has "
+            f"{n_rows} rows, so channels cannot be matched to electrodes by position; drop --channels (all "
+            "channels are used)"
+        )
+    return electrodes, np.arange(n_channels, dtype=np.int64), "column j = electrodes row j"

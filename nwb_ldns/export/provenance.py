@@ -58,7 +58,7 @@ def check_provenance_attrs(attrs: Mapping[str, Any]) -> None:
             f"generated dataset lacks provenance attrs {missing}; produce it with LDNSModel.sample "
             "(or nwb_ldns.export.testing.make_generated_dataset)"
         )
-    for name in ("model_config", "conditioning", "source_subject"):
+    for name in ("model_config", "conditioning", "source_subject", "source_sessions"):
         text = attrs.get(name, "")
         if text:
             try:
@@ -90,18 +90,25 @@ def make_subject(attrs: Mapping[str, Any]) -> Subject:
     return Subject(**{key: (value if key == "date_of_birth" else str(value)) for key, value in fields.items()})
 
 
+def source_session_rows(attrs: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per recorded session the model was trained on: every entry of `source_sessions` (JSON text, a
+    model fitted on several sessions), else the single session of the source_* attrs."""
+    entries = json.loads(attrs.get("source_sessions") or "[]")
+    if not entries:
+        entries = [{"identifier": attrs.get("source_identifier", ""), "path": attrs.get("source_path", ""),
+                    "units_object_id": attrs.get("source_units_object_id", ""),
+                    "sha256": attrs.get("source_sha256", "")}]
+    return [{key: str(entry.get(key, "") or "") for key in ("identifier", "units_object_id", "path", "sha256")}
+            for entry in entries]
+
+
 def make_provenance(attrs: Mapping[str, Any]):
-    """The ndx-ldns LDNSProvenance group with its one-row SourceSessions table."""
+    """The ndx-ldns LDNSProvenance group with its SourceSessions table (one row per training session)."""
     from ndx_ldns import LDNSProvenance, SourceSessions
 
     sessions = SourceSessions(name="source_sessions", description="Recorded sessions the model was trained on.")
-    sessions.add_row(
-        identifier=str(attrs.get("source_identifier", "")),
-        units_object_id=str(attrs.get("source_units_object_id", "")),
-        path=str(attrs.get("source_path", "")),
-        sha256=str(attrs.get("source_sha256", "")),
-        split=str(attrs.get("training_split", "train")),
-    )
+    for row in source_session_rows(attrs):
+        sessions.add_row(**row, split=str(attrs.get("training_split", "train")))
     conditioning = str(attrs.get("conditioning", "") or "")
     return LDNSProvenance(
         name="ldns_provenance",
@@ -122,6 +129,15 @@ def make_provenance(attrs: Mapping[str, Any]):
 def session_description(attrs: Mapping[str, Any]) -> str:
     """Say plainly that the data are generated, by what, and imitating which session."""
     source = attrs.get("source_session_description", "") or "an unnamed session"
+    rows = source_session_rows(attrs)
+    if len(rows) > 1:
+        return (
+            f"GENERATED (synthetic) spiking data, not a recording: sampled from a {attrs['model_name']} latent "
+            f"diffusion model (nwb-ldns {attrs['model_version']}, sampler {attrs['sampler']}, "
+            f"{attrs['sampler_steps']} steps, seed {attrs['seed']}) trained on the "
+            f"'{attrs.get('training_split', 'train')}' trials of {len(rows)} recorded sessions (identifiers "
+            f"{', '.join(row['identifier'] or 'unknown' for row in rows)}). See general/ldns_provenance."
+        )
     return (
         f"GENERATED (synthetic) spiking data, not a recording: sampled from a {attrs['model_name']} latent diffusion "
         f"model (nwb-ldns {attrs['model_version']}, sampler {attrs['sampler']}, {attrs['sampler_steps']} steps, "

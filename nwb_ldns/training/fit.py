@@ -36,6 +36,7 @@ from nwb_ldns.training.conditions import condition_tensor, describe_condition, t
 from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, resolve_device, use_bf16
 from nwb_ldns.training.diffusion import train_denoiser
 from nwb_ldns.training.latents import apply_latent_set, build_latent_set, encode
+from nwb_ldns.training.lengths import drop_long_trials, max_bins_setting
 from nwb_ldns.training.quality import fit_quality, train_psth
 from nwb_ldns.training.state import load_checkpoint, truncate_lines, write_json
 
@@ -246,6 +247,7 @@ def plan(session: xr.Dataset, *, preset: str | None = None, overrides: Mapping[s
 
     validate_session_dataset(session)
     check_training_counts(session)
+    session, _ = drop_long_trials(session, max_bins_setting(None, preset, overrides))  # noted in data.session_attrs
     config, (train_pos, val_pos, val_source) = sized_config(session, preset or DEFAULT_PRESET, overrides)
     data = describe_data(session, config, train_pos, val_pos, val_source)
     torch.manual_seed(int(config["seed"]))
@@ -304,8 +306,9 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
     validate_session_dataset(session)
     check_training_counts(session)
     target = Path(out_dir)
-    source = str(session.attrs.get("source_path", "") or "")
-    created = _prepare_output(target, resume, overwrite, [source])
+    from nwb_ldns.data.multi import session_paths
+
+    created = _prepare_output(target, resume, overwrite, session_paths(session))  # every pooled session
     try:
         with lock_directory(target):
             return _fit_locked(session, target, preset=preset, overrides=overrides, resume=resume,
@@ -353,6 +356,7 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
                on_epoch_end: EpochCallback | None) -> LDNSModel:
     """The training run in `out_dir` (the target or its replacement's staging directory)."""
     described = _resume_description(out_dir, preset, overrides) if resume else None
+    session, length_note = drop_long_trials(session, max_bins_setting(described, preset, overrides))
     if described:
         config = described["config"]
         train_pos, val_pos, val_source = split_indices(session, config["training"]["val_fraction"], int(config["seed"]))
@@ -363,6 +367,8 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
     cond = _conditions(session, data, train_pos)
     device = resolve_device(config["training"]["device"])
     run = Run(out_dir, device, use_bf16(config["training"]["precision"], device), progress, on_epoch_end)
+    if length_note:
+        run.say(length_note)
 
     if described:
         _remove_stale_partials(out_dir)

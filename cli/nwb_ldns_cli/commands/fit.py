@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import click
 
 from nwb_ldns.config import PRESETS
-from nwb_ldns_cli.session_options import load_session_from_options, session_options
+from nwb_ldns_cli.session_options import load_sessions_from_options, session_options
 
 
 def default_model_dir(session: str) -> Path:
@@ -46,7 +46,7 @@ def condition_overrides(column: str, data) -> dict[str, object]:
 
 
 @click.command("fit")
-@click.argument("session", metavar="SESSION")
+@click.argument("session", metavar="SESSION...", nargs=-1, required=True)
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Model directory to write. Default: <session stem>.ldns beside the session file.")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
@@ -74,10 +74,13 @@ def condition_overrides(column: str, data) -> dict[str, object]:
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory at --out.")
 @click.option("--quiet", is_flag=True, help="Hide the progress bars.")
 @session_options
-def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str, ...], epochs: int | None,
+def fit(session: tuple[str, ...], out: Path | None, preset: str | None, set_items: tuple[str, ...], epochs: int | None,
         seed: int | None, condition: str | None, resume: bool, dry_run: bool, overwrite: bool, quiet: bool,
         **session_opts) -> None:
     """Train an LDNS model on the train split of SESSION (an NWB file, .nwb.zarr store or URL).
+
+    Several sessions with the same units/channels train one model on all their trials, each session keeping its
+    own train/val/test split (the LDNS human model pools every recording day); they need an explicit --out.
 
     Writes a model directory of plain files (config.json, safetensors weights, latent statistics, training log,
     checkpoints) that `nwb-ldns sample` reads.
@@ -90,7 +93,12 @@ def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str
         overrides["diffusion.epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
-    data = load_session_from_options(session, **session_opts)
+    if len(session) > 1 and out is None and not dry_run:
+        from nwb_ldns.errors import OptionError
+
+        raise OptionError(f"fit on {len(session)} sessions needs --out MODEL_DIR (the default is named after a "
+                          "single session); add e.g. --out pooled.ldns")
+    data = load_sessions_from_options(session, **session_opts)
     if condition is not None:
         overrides.update(condition_overrides(condition, data))
     if dry_run:
@@ -118,7 +126,7 @@ def fit(session: str, out: Path | None, preset: str | None, set_items: tuple[str
         train_logger = logging.getLogger("nwb_ldns.train")
         train_logger.addHandler(handler)
         train_logger.setLevel(logging.INFO)
-    out = out or default_model_dir(session)
+    out = out or default_model_dir(session[0])
     missing_parent = not out.parent.exists()
     try:
         model = fit_model(data, out, preset=preset, overrides=overrides or None, resume=resume,

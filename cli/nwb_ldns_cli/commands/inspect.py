@@ -60,6 +60,9 @@ def _print_report(info: dict) -> None:
     echo(f"Binned-count series ({len(info['count_series'])}):")
     for series in info["count_series"]:
         echo(f"  {series['path']}: {series['shape']} {series['dtype']}, {_rate_text(series)}")
+        if series.get("channels"):
+            echo(f"    channel electrodes ({series['channels']['via']}; select with --channels COLUMN==VALUE): "
+                 f"{_fmt_columns(series['channels']['columns'])}")
     echo(f"Behaviour series ({len(info['behavior_series'])}):")
     for series in info["behavior_series"]:
         echo(f"  {series['path']}: {series['shape']} {series['dtype']} {series['unit']}, {_rate_text(series)}")
