@@ -126,8 +126,9 @@ def evaluate(real: xr.Dataset, generated: list[xr.Dataset], *, names: list[str] 
 
     Also reports the real-vs-real noise floor, the Pearson agreement of per-neuron statistics the LDNS authors
     report (with its real-vs-real value: one half of the `split` trials against the other), per set a
-    memorisation check (nearest training trial, against held-out real trials), and behaviour-decoding R^2
-    when the real session has behaviour. `verdict` judges every set on equal-size subsets
+    memorisation check (nearest training trial, against held-out real trials), behaviour-decoding R^2
+    when the real session has behaviour, and the per-condition PSTH correlation (nwb_ldns.metrics.conditions)
+    of the sets that share a condition with it. `verdict` judges every set on equal-size subsets
     (nwb_ldns.metrics.verdict); `baselines` names the generated sets that are baselines, besides those whose
     attrs model_name is not "LDNS".
     """
