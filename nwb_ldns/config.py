@@ -77,6 +77,17 @@ _DIFFUSION_COMMON: dict[str, Any] = {
     "patience": 0,  # early stopping after this many validations without improvement (0 = off; ours)
 }
 
+_SPIKE_HISTORY_COMMON: dict[str, Any] = {  # reference 3.7 (monkey notebook); off unless fit --spike-history
+    "enabled": False,
+    "history": 20,  # previous bins of the same neuron
+    "max_spikes": 5,  # counts clipped to this (Bernoulli when 1)
+    "epochs": 60,  # over mini-batches of trials (ours; the reference: 3000 full-batch steps)
+    "batch_size": 32,
+    "lr": 0.1,
+    "weight_decay": 0.01,
+    "start": "zero-padded",  # train on every bin with the zero history sampling starts from (ours) | "reference"
+}
+
 _TRAINING_COMMON: dict[str, Any] = {
     "device": "auto",  # "auto" (CUDA if available) | "cpu" | "cuda"
     "precision": "auto",  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16"
@@ -91,6 +102,7 @@ def _preset(seed: int = 42, **sections: Mapping[str, Any]) -> dict[str, Any]:
         "autoencoder": dict(_AUTOENCODER_COMMON),
         "latents": dict(_LATENTS_COMMON),
         "diffusion": dict(_DIFFUSION_COMMON),
+        "spike_history": dict(_SPIKE_HISTORY_COMMON),
         "training": dict(_TRAINING_COMMON),
     }
     for name, values in sections.items():
@@ -198,12 +210,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "diffusion.condition_kind": ("auto", "angle", "category", "trace"),
     "latents.length_mask": ("auto", "on", "off"),
     "diffusion.loss": ("mse", "smoothl1"),
+    "spike_history.start": ("zero-padded", "reference"),
     "training.device": ("auto", "cpu", "cuda"),
     "training.precision": ("auto", "fp32", "bf16"),
 }
 _NULLABLE: dict[str, type] = {"latents.clip": float, "diffusion.condition": str, "diffusion.sample_clip": float,
                               "training.max_bins": int}
-_POSITIVE_INT = {"hidden", "latent", "d_state", "epochs", "batch_size", "checkpoint_every", "num_steps", "td_lags"}
+_POSITIVE_INT = {"hidden", "latent", "d_state", "epochs", "batch_size", "checkpoint_every", "num_steps", "td_lags",
+                 "history", "max_spikes"}
 _POSITIVE_FLOAT = {"lr", "grad_clip", "horizon_factor", "ema_power", "smoothl1_beta", "out_scale", "beta_start",
                    "beta_end", "ema_max_value"}
 # Upper bounds far above any usable value, below where the optimiser's float32 arithmetic overflows (AdamW's first
@@ -283,6 +297,9 @@ def _check_ranges(flat: Mapping[str, Any]) -> None:
     for section in ("autoencoder", "diffusion"):
         if flat[f"{section}.warmup_epochs"] < 0 or flat[f"{section}.weight_decay"] < 0:
             raise OptionError(f"--set {section}.warmup_epochs and {section}.weight_decay must be >= 0")
+    if flat["spike_history.weight_decay"] < 0:
+        raise OptionError("--set spike_history.weight_decay must be >= 0")
+    for section in ("autoencoder", "diffusion", "spike_history"):
         for leaf, limit in (("lr", MAX_LR), ("weight_decay", MAX_WEIGHT_DECAY)):
             if flat[f"{section}.{leaf}"] > limit:
                 raise OptionError(f"--set {section}.{leaf}={flat[f'{section}.{leaf}']:g} is far above any usable "

@@ -154,12 +154,35 @@ def _read_description(model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return described["config"], described["data"]
 
 
+HISTORY_FILE = "spike_history.safetensors"  # nwb_ldns.training.history writes it
+
+
+def _load_history(config: Mapping[str, Any], data: Mapping[str, Any], model_dir: Path
+                  ) -> tuple[torch.nn.Module | None, bytes]:
+    """The spike-history GLM of a model fitted with --spike-history (None, b"" otherwise), checked like the
+    networks: names, dtypes, shapes and finite values against the config."""
+    from nwb_ldns.model_schema import check_state
+    from nwb_ldns.models.spike_history import SpikeHistoryGLM
+
+    section = config.get("spike_history") or {}
+    if not section.get("enabled"):
+        return None, b""
+    path = model_dir / HISTORY_FILE
+    state, raw = _read_weights(path, model_dir)
+    glm = SpikeHistoryGLM(int(data["n_units"]), int(section["history"]), int(section["max_spikes"]))
+    check_state(state, glm, path, model_dir)
+    glm.load_state_dict(state)
+    return glm, raw
+
+
 class LDNSModel:
     """Autoencoder + EMA denoiser + latent statistics, with the config and data description they were trained on."""
 
     def __init__(self, config: dict[str, Any], data: dict[str, Any], autoencoder: torch.nn.Module,
-                 denoiser: torch.nn.Module, latent_stats: dict[str, Any], model_dir: Path | None = None) -> None:
+                 denoiser: torch.nn.Module, latent_stats: dict[str, Any], model_dir: Path | None = None,
+                 spike_history: torch.nn.Module | None = None) -> None:
         self.config = config
+        self.spike_history = spike_history.eval() if spike_history is not None else None  # fit --spike-history
         self.data = data
         self.autoencoder = autoencoder.eval()
         self.denoiser = denoiser.eval()
@@ -174,20 +197,22 @@ class LDNSModel:
 
     def to(self, device: str | torch.device) -> "LDNSModel":
         self.autoencoder.to(device)
-        self.denoiser.to(device)
+        self.denoiser.to(device)  # the spike-history GLM stays on the CPU (its sampler loops over bins there)
         return self
 
     @property
     def weights_sha256(self) -> str:
-        """sha256 over the bytes of autoencoder.safetensors then denoiser.safetensors.
+        """sha256 over the bytes of autoencoder.safetensors then denoiser.safetensors (then
+        spike_history.safetensors, for a model with spike history).
 
         Taken from the files the model was loaded from (or saved to); for a model only in memory, from the bytes
         `save` would write.
         """
         if self._weights_sha256 is None:
             digest = hashlib.sha256()
-            for module in (self.autoencoder, self.denoiser):
-                digest.update(state_bytes(module))
+            for module in (self.autoencoder, self.denoiser, self.spike_history):
+                if module is not None:
+                    digest.update(state_bytes(module))
             self._weights_sha256 = digest.hexdigest()
         return self._weights_sha256
 
@@ -200,9 +225,12 @@ class LDNSModel:
         """Write the final model files into an existing directory, each one atomically."""
         directory = Path(directory)
         ae_bytes, dn_bytes = state_bytes(self.autoencoder), state_bytes(self.denoiser)
+        history_bytes = state_bytes(self.spike_history) if self.spike_history is not None else b""
         write_bytes(directory / "autoencoder.safetensors", ae_bytes)
+        if history_bytes:
+            write_bytes(directory / HISTORY_FILE, history_bytes)
         write_bytes(directory / "denoiser.safetensors", dn_bytes)
-        self._weights_sha256 = hashlib.sha256(ae_bytes + dn_bytes).hexdigest()
+        self._weights_sha256 = hashlib.sha256(ae_bytes + dn_bytes + history_bytes).hexdigest()
         write_bytes(directory / "latent_stats.json", json.dumps(self.latent_stats, indent=2).encode())
         write_bytes(directory / "config.json", json.dumps(self.description(), indent=2).encode())
 
@@ -238,17 +266,19 @@ class LDNSModel:
         check_state(dn_state, denoiser, model_dir / "denoiser.safetensors", model_dir)
         autoencoder.load_state_dict(ae_state)
         denoiser.load_state_dict(dn_state)
+        history, history_bytes = _load_history(config, data, model_dir)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = cls(config, data, autoencoder, denoiser, latent_stats, model_dir=model_dir).to(device)
-        model._weights_sha256 = hashlib.sha256(ae_bytes + dn_bytes).hexdigest()
+        model = cls(config, data, autoencoder, denoiser, latent_stats, model_dir=model_dir,
+                    spike_history=history).to(device)
+        model._weights_sha256 = hashlib.sha256(ae_bytes + dn_bytes + history_bytes).hexdigest()
         return model
 
     # ------------------------------------------------------------------------------------------------ sampling
     def sample(self, n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
                lengths: int | Sequence[int] | None = None,
                conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
-               progress: bool = True, conditions_source: str | None = None):
+               progress: bool = True, conditions_source: str | None = None, spike_history: bool = False):
         """Generate `n` trials as an xarray.Dataset in the session schema (split "generated"); see nwb_ldns.sample.
 
         conditions: angle model -- one angle (radians) or n (default uniform in (-pi, pi)); category model -- one
@@ -257,7 +287,8 @@ class LDNSModel:
         from nwb_ldns.sample import generate
 
         return generate(self, n, seed=seed, sampler=sampler, steps=steps, lengths=lengths, conditions=conditions,
-                        batch_size=batch_size, progress=progress, conditions_source=conditions_source)
+                        batch_size=batch_size, progress=progress, conditions_source=conditions_source,
+                        spike_history=spike_history)
 
     def __repr__(self) -> str:
         return (f"LDNSModel(preset={self.config.get('preset')!r}, n_units={self.data['n_units']}, "

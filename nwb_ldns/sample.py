@@ -25,6 +25,7 @@ from nwb_ldns import __version__
 from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.errors import GeneratedRangeWarning, OptionError
 from nwb_ldns.training.conditions import condition_tensor, sample_categories, trace_channels, trace_dim
+from nwb_ldns.models.spike_history import sample_with_history
 from nwb_ldns.training.latents import centre_offsets, length_mask_channel, unstandardise
 
 if TYPE_CHECKING:
@@ -238,8 +239,11 @@ def _check_memory(model: "LDNSModel", n: int, lengths: int | Sequence[int] | Non
 def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm", steps: int | None = None,
              lengths: int | Sequence[int] | None = None,
              conditions: Sequence[float] | Sequence[str] | str | None = None, batch_size: int = 512,
-             progress: bool = True, conditions_source: str | None = None) -> xr.Dataset:
+             progress: bool = True, conditions_source: str | None = None, spike_history: bool = False) -> xr.Dataset:
     """`n` generated trials (counts, rates, latents, mask) with provenance attrs; see the module docstring.
+
+    spike_history: draw the counts bin by bin from the model's spike-history GLM on top of the generated rates
+    (reference 3.7; needs a model fitted with --spike-history) instead of independent Poisson draws.
 
     conditions_source: where given conditions come from (e.g. "trial_reach_angle of the test trials of
     s.nwb"), recorded in the provenance instead of "given".
@@ -251,6 +255,9 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     _check_count("batch_size", batch_size)
     n, batch_size = int(n), int(batch_size)
     _check_memory(model, n, lengths)
+    if spike_history and getattr(model, "spike_history", None) is None:
+        raise OptionError("this model has no spike-history GLM; fit it with `nwb-ldns fit ... --spike-history` "
+                          "(or sample without --spike-history)")
     gen = torch.Generator().manual_seed(int(seed))
     trial_lengths, length_source = _lengths(model, n, lengths, gen)
     cond_values, condition_source = _conditions(model, n, conditions, gen)  # angles or class labels
@@ -300,7 +307,11 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
             valid = (torch.arange(max_len)[None, :] < lens[:, None])[..., None]
             observed.add(zs, valid[..., 0])
             lam = lam * valid
-            counts[idx] = torch.poisson(lam, generator=gen).numpy()
+            if spike_history:
+                drawn = sample_with_history(model.spike_history, lam.numpy(), gen)
+                counts[idx] = drawn * valid.numpy()
+            else:
+                counts[idx] = torch.poisson(lam, generator=gen).numpy()
             rates[idx] = lam.numpy()
             latents[idx] = (z * valid).numpy()
     if sampler == "ddim":
@@ -312,7 +323,8 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     for message in messages:
         warnings.warn(message, GeneratedRangeWarning, stacklevel=3)
     attrs = provenance_attrs(model, seed=int(seed), sampler=sampler, steps=int(used_steps),
-                             conditioning=_conditioning_text(model, cond_values, condition_source, length_source))
+                             conditioning=_conditioning_text(model, cond_values, condition_source, length_source,
+                                                             spike_history))
     attrs["sample_warnings"] = json.dumps(messages)
     extra_trial = {}
     is_trace = bool(trace_dim(model.data["condition"]))
@@ -334,8 +346,14 @@ def generate(model: "LDNSModel", n: int, *, seed: int = 0, sampler: str = "ddpm"
     return ds
 
 
-def _conditioning_text(model: "LDNSModel", values: np.ndarray | None, condition_source: str, length_source: str) -> str:
+def _conditioning_text(model: "LDNSModel", values: np.ndarray | None, condition_source: str, length_source: str,
+                       spike_history: bool = False) -> str:
     parts: dict[str, Any] = {}
+    if spike_history:  # how the counts were drawn from the rates (reference 3.7)
+        section = model.config["spike_history"]
+        parts["spike_history"] = {"model": "per-neuron Poisson GLM on own history and log rate",
+                                  "history_bins": int(section["history"]), "max_spikes": int(section["max_spikes"]),
+                                  "weights": "spike_history.safetensors"}
     spec = model.data.get("condition") or {}
     if values is not None and spec.get("kind") == "category":
         parts["category"] = {"variable": spec["variable"], "kind": "category", "encoding": "one_hot",

@@ -45,6 +45,8 @@ def set_label(attrs: Mapping[str, Any], fallback: str = "") -> str:
     sampler, steps = str(attrs.get("sampler") or ""), attrs.get("sampler_steps")
     if sampler and sampler != "ancestral":
         parts.append(f"{sampler}-{int(steps)}" if steps not in (None, "", 0) else sampler)
+    if "spike_history" in str(attrs.get("conditioning") or ""):
+        parts.append("+ spike history")
     return " ".join(parts)
 
 

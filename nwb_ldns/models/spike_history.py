@@ -36,7 +36,7 @@ class HistoryConfig:
     history: int = 20
     max_spikes: int = 5
     epochs: int = 60
-    batch_size: int = 64  # trials per step
+    batch_size: int = 32  # trials per step (a monkey-scale step then works in ~300 MB)
     lr: float = 0.1
     weight_decay: float = 0.01
     start: Literal["zero-padded", "reference"] = "zero-padded"
@@ -86,7 +86,7 @@ class SpikeHistoryGLM(nn.Module):
 
 
 def log_rates_of(rates: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """log lambda as float32, zero rates floored (computed once per data set, not per step)."""
+    """log lambda as float32, zero rates floored (a new tensor; the input is not changed)."""
     return torch.log(torch.as_tensor(np.asarray(rates), dtype=torch.float32).clamp_min(RATE_FLOOR))
 
 
@@ -116,15 +116,17 @@ def fit_spike_history(counts: np.ndarray, rates: np.ndarray, config: HistoryConf
                       on_epoch: Callable[[int, float], None] | None = None) -> tuple[SpikeHistoryGLM, list[float]]:
     """Fit the GLM to real counts given the autoencoder's rates of the same trials; return (model, epoch losses).
 
-    counts, rates: (trials, time, units); mask: (trials, time) observed bins (default: all). Memory: one batch of
-    trials at a time (a few MB at monkey scale), never a history design matrix.
+    counts, rates: (trials, time, units); mask: (trials, time) observed bins (default: all). Memory: the arrays are
+    used in place (no float or log copy of the whole data set); each step converts one batch of trials, so a
+    monkey-scale fit (2008 x 140 x 182) needs tens of MB beyond its inputs, never a history design matrix.
     """
-    counts_t = torch.as_tensor(np.minimum(np.asarray(counts), config.max_spikes), dtype=torch.float32)
-    log_rates_t = log_rates_of(rates)
-    if counts_t.shape != log_rates_t.shape or counts_t.ndim != 3:
+    counts_t = torch.from_numpy(np.ascontiguousarray(counts))
+    rates_t = torch.from_numpy(np.ascontiguousarray(rates, dtype=np.float32))
+    if counts_t.shape != rates_t.shape or counts_t.ndim != 3:
         raise ValueError(f"counts and rates must both be (trials, time, units); got {tuple(counts_t.shape)} and "
-                         f"{tuple(log_rates_t.shape)}")
-    mask_t = torch.ones(counts_t.shape[:2], dtype=torch.bool) if mask is None else torch.as_tensor(mask, dtype=torch.bool)
+                         f"{tuple(rates_t.shape)}")
+    mask_t = (torch.ones(counts_t.shape[:2], dtype=torch.bool) if mask is None
+              else torch.from_numpy(np.ascontiguousarray(mask, dtype=bool)))
     generator = torch.Generator().manual_seed(config.seed)
     model = SpikeHistoryGLM(counts_t.shape[2], config.history, config.max_spikes)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -135,8 +137,9 @@ def fit_spike_history(counts: np.ndarray, rates: np.ndarray, config: HistoryConf
         total, seen = 0.0, 0
         for first in range(0, n_trials, config.batch_size):
             rows = order[first:first + config.batch_size]
+            batch_counts = counts_t[rows].to(torch.float32).clamp_(max=config.max_spikes)
             weight = _bin_weights(mask_t[rows], config.history, config.start)
-            loss = _loss(model, counts_t[rows], log_rates_t[rows], weight)
+            loss = _loss(model, batch_counts, log_rates_of(rates_t[rows]), weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -151,22 +154,22 @@ def fit_spike_history(counts: np.ndarray, rates: np.ndarray, config: HistoryConf
 def sample_with_history(model: SpikeHistoryGLM, rates: np.ndarray, generator: torch.Generator) -> np.ndarray:
     """Counts drawn bin by bin from the GLM on top of rates (trials, time, units), history starting at zero.
 
-    Vectorised over trials and neurons; a loop over time only. Counts are min(Poisson(p), max_spikes), or
+    Vectorised over trials and neurons; a loop over time only. Counts (int32) are min(Poisson(p), max_spikes), or
     Bernoulli(min(p, 1)) when max_spikes is 1.
     """
-    log_rates = log_rates_of(rates)
-    n_trials, n_bins, n_units = log_rates.shape
+    rates_t = torch.from_numpy(np.ascontiguousarray(rates, dtype=np.float32))
+    n_trials, n_bins, n_units = rates_t.shape
     if n_units != model.n_units:
         raise ValueError(f"the spike-history model has {model.n_units} units; the rates have {n_units}")
     history = torch.zeros(n_trials, n_units, model.history)  # oldest first, like history_weight
     out = torch.zeros(n_trials, n_bins, n_units)
     for t in range(n_bins):
         drive = (history * model.history_weight).sum(-1)
-        intensity = model.rate(drive, log_rates[:, t])
+        intensity = model.rate(drive, log_rates_of(rates_t[:, t]))
         if model.max_spikes == 1:
             spikes = torch.bernoulli(intensity.clamp(max=1.0), generator=generator)
         else:
             spikes = torch.poisson(intensity, generator=generator).clamp_(max=model.max_spikes)
         out[:, t] = spikes
         history = torch.cat([history[..., 1:], spikes.unsqueeze(-1)], dim=-1)
-    return out.numpy().astype(np.int64)
+    return out.numpy().astype(np.int32)

@@ -37,6 +37,8 @@ from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, reso
 from nwb_ldns.training.diffusion import train_denoiser
 from nwb_ldns.training.latents import apply_latent_set, build_latent_set, encode
 from nwb_ldns.training.lengths import drop_long_trials, max_bins_setting
+from nwb_ldns.training.history import HISTORY_FILE, fit_history_stage
+from nwb_ldns.training.history import STAGE as HISTORY_STAGE
 from nwb_ldns.training.quality import fit_quality, train_psth
 from nwb_ldns.training.state import load_checkpoint, truncate_lines, write_json
 
@@ -278,8 +280,9 @@ def sized_config(session: xr.Dataset, preset: str, overrides: Mapping[str, Any] 
     return resolve_config(preset, overrides, shape=shape), split
 
 
-def _finished_stage_lines(log_path: Path) -> int:
-    """Log lines to keep when resuming with no checkpoint: those up to the autoencoder's "done" record, if any.
+def _finished_stage_lines(log_path: Path, history_done: bool = False) -> int:
+    """Log lines to keep when resuming with no checkpoint: those up to the autoencoder's "done" record, if any
+    (and up to the spike-history "done" record when its weights were written).
 
     Why: a run stopped in the denoiser stage before its first checkpoint restarts that stage, but the finished
     autoencoder (and its log) stays.
@@ -287,9 +290,10 @@ def _finished_stage_lines(log_path: Path) -> int:
     if not log_path.is_file():
         return 0
     keep = 0
+    finished = {"autoencoder"} | ({HISTORY_STAGE} if history_done else set())
     for number, line in enumerate(log_path.read_text().splitlines(), start=1):
         record = json.loads(line) if line.strip() else {}
-        if record.get("stage") == "autoencoder" and record.get("event") == "done":
+        if record.get("stage") in finished and record.get("event") == "done":
             keep = number
     return keep
 
@@ -392,7 +396,7 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
                         run.checkpoint_dir / "latest.json", out_dir)
         ae_done = (out_dir / "autoencoder.safetensors").is_file()
         keep = checkpoint["log_lines"] if checkpoint and not (ae_done and checkpoint["stage"] == "autoencoder") \
-            else _finished_stage_lines(run.log_path)  # the finished autoencoder keeps its "done" record
+            else _finished_stage_lines(run.log_path, (out_dir / HISTORY_FILE).is_file())  # finished stages keep theirs
         truncate_lines(run.log_path, keep)
     else:
         checkpoint = None
@@ -438,6 +442,8 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
         run.say(f"autoencoder: best validation Poisson NLL {summary['best_val_poisson_nll']:.4f} at epoch "
                 f"{summary['best_epoch']} -> {ae_path}")
     autoencoder.to(device)
+    if config["spike_history"]["enabled"] and not (out_dir / HISTORY_FILE).is_file():
+        fit_history_stage(autoencoder, train, config, seed + 3, run, out_dir)
 
     z = encode(autoencoder, train["counts"], config["autoencoder"]["batch_size"], device)
     latents, extra, stats = build_latent_set(z, train["mask"], data["length_mask"], config["latents"]["clip"])

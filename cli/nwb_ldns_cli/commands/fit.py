@@ -66,6 +66,10 @@ def condition_overrides(column: str, data) -> dict[str, object]:
               "velocity model). Strings, booleans and integer columns with <= 50 values are categories "
               "(one-hot class embedding; ours), other numbers angles in radians (cos/sin). Sets "
               "diffusion.condition; --set diffusion.condition_kind=angle|category overrides the detection.")
+@click.option("--spike-history", "spike_history", is_flag=True,
+              help="Also fit the per-neuron spike-history GLM on the autoencoder's rates (the paper's 'LDNS + spike "
+              "history': refractoriness and bursting that Poisson sampling cannot make); sample with "
+              "`nwb-ldns sample --spike-history`. Its settings: --set spike_history.KEY=VALUE.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in --out from its last checkpoint (optimiser, LR schedule, EMA and "
               "random state included).")
@@ -75,8 +79,8 @@ def condition_overrides(column: str, data) -> dict[str, object]:
 @click.option("--quiet", is_flag=True, help="Hide the progress bars.")
 @session_options
 def fit(session: tuple[str, ...], out: Path | None, preset: str | None, set_items: tuple[str, ...], epochs: int | None,
-        seed: int | None, condition: str | None, resume: bool, dry_run: bool, overwrite: bool, quiet: bool,
-        **session_opts) -> None:
+        seed: int | None, condition: str | None, spike_history: bool, resume: bool, dry_run: bool, overwrite: bool,
+        quiet: bool, **session_opts) -> None:
     """Train an LDNS model on the train split of SESSION (an NWB file, .nwb.zarr store or URL).
 
     Several sessions with the same units/channels train one model on all their trials, each session keeping its
@@ -93,6 +97,8 @@ def fit(session: tuple[str, ...], out: Path | None, preset: str | None, set_item
         overrides["diffusion.epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
+    if spike_history:
+        overrides["spike_history.enabled"] = True
     if len(session) > 1 and out is None and not dry_run:
         from nwb_ldns.errors import OptionError
 

@@ -114,14 +114,17 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
               help="With --condition ...=from:SESSION: which trials of SESSION give the conditions.")
 @click.option("--per-trace", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --condition ...=from:SESSION: generated trials per real trial (in trial order, cycled).")
+@click.option("--spike-history", "spike_history", is_flag=True,
+              help="Draw each bin's counts from the model's spike-history GLM (given the generated rates and the "
+              "trial's own past spikes) instead of independent Poisson draws; needs `fit --spike-history`.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
               help="Trials generated per denoiser batch (lower it if memory is short).")
 @click.option("--zarr", "use_zarr", is_flag=True, help="Write an NWB Zarr store instead of HDF5.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="Hide the progress bar.")
 def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: int | None, lengths: tuple[int, ...],
-           conditions: tuple[str, ...], split: str, per_trace: int, batch_size: int, use_zarr: bool, overwrite: bool,
-           quiet: bool) -> None:
+           conditions: tuple[str, ...], split: str, per_trace: int, spike_history: bool, batch_size: int,
+           use_zarr: bool, overwrite: bool, quiet: bool) -> None:
     """Generate N synthetic trials from MODEL_DIR (written by `nwb-ldns fit`) and write them to --out as NWB."""
     from nwb_ldns.errors import GeneratedRangeWarning, OptionError
     from nwb_ldns.export import write_synthetic
@@ -138,7 +141,7 @@ def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: i
         warnings.simplefilter("always", GeneratedRangeWarning)
         generated = model.sample(n, seed=seed, sampler=sampler, steps=steps, lengths=list(lengths) or None,
                                  conditions=parsed, batch_size=batch_size, progress=not quiet,
-                                 conditions_source=source)
+                                 conditions_source=source, spike_history=spike_history)
     for item in caught:
         if issubclass(item.category, GeneratedRangeWarning):
             click.echo(f"warning: {item.message}", err=True)
