@@ -22,7 +22,7 @@ from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.errors import OptionError, SessionContentError
 
 # attrs that say how a session was read: they must agree between the sessions pooled into one Dataset
-READING_ATTRS = ("bin_width", "recipe", "trials_table", "align", "window", "window_length", "unit_filter",
+READING_ATTRS = ("recipe", "bin_width", "trials_table", "align", "window", "window_length", "unit_filter",
                  "counts_series", "channel_filter", "behavior_series")
 # per-session identity kept in each `source_sessions` entry (attr name -> entry key)
 SOURCE_FIELDS = {"source_path": "path", "source_identifier": "identifier", "source_sha256": "sha256",
@@ -182,8 +182,8 @@ def _check_same_reading(sessions: Sequence[xr.Dataset]) -> None:
             if a != b:
                 raise OptionError(
                     f"{_label(ds)} was read with {name}={b!r} but {_label(first)} with {name}={a!r}; sessions fitted "
-                    "together must be read the same way: give the reading options explicitly (e.g. --recipe none "
-                    "--counts-series ...), or fit them separately"
+                    "together must be read the same way: give the reading options explicitly (e.g. --bin-width, "
+                    "--recipe none, --counts-series), or fit them separately"
                 )
         offsets = float(first["time"].values[0]), float(ds["time"].values[0])
         if not np.isclose(*offsets):

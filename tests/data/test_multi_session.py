@@ -132,15 +132,38 @@ def test_one_session_reads_exactly_as_load_session(willett):
     assert one.identical(load_session(willett[0], counts_series="tx1"))
 
 
-def test_pooling_refuses_different_units_and_the_same_session_twice(tmp_path):
-    from nwb_ldns.testing import write_mock_session
+POOL_REFUSED = [  # (id, session files, error fragment); every command also has --dry-run and --out
+    ("different-units", ["eight.nwb", "six.nwb"], "six.nwb has 6 units/channels, eight.nwb has 8; one model needs"),
+    ("same-session-twice", ["eight.nwb", "eight.nwb"], "is the same session as eight.nwb"),
+    ("different-reading", ["maze.nwb", "eight.nwb"], "eight.nwb was read with recipe='' but maze.nwb with "
+     "recipe='mc_maze'"),
+]
 
-    write_mock_session(tmp_path / "a.nwb", n_units=8)
-    write_mock_session(tmp_path / "b.nwb", n_units=6, seed=1)
-    with pytest.raises(SessionContentError, match="b.nwb has 6 units/channels, a.nwb has 8"):
-        load_sessions([tmp_path / "a.nwb", tmp_path / "b.nwb"])
-    with pytest.raises(OptionError, match="same session"):
-        load_sessions([tmp_path / "a.nwb", tmp_path / "a.nwb"])
+
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory) -> Path:
+    from nwb_ldns.testing import write_mc_maze_like, write_mock_session
+
+    root = tmp_path_factory.mktemp("pool")
+    write_mock_session(root / "eight.nwb", n_units=8)
+    write_mock_session(root / "six.nwb", n_units=6, seed=1)
+    write_mc_maze_like(root / "maze.nwb", n_trials=12)
+    return root
+
+
+@pytest.mark.parametrize("case,files,fragment", POOL_REFUSED, ids=[row[0] for row in POOL_REFUSED])
+def test_sessions_that_cannot_be_pooled_are_one_error_line(pool_dir, case, files, fragment):
+    before = snapshot(pool_dir)
+    result = invoke("fit", *(pool_dir / name for name in files), "--dry-run", "--out", pool_dir / "m.ldns")
+    assert_refused(result, fragment)
+    assert snapshot(pool_dir) == before
+
+
+def test_load_sessions_raises_our_errors(pool_dir):
+    with pytest.raises(SessionContentError, match="six.nwb has 6 units/channels"):
+        load_sessions([pool_dir / "eight.nwb", pool_dir / "six.nwb"])
+    with pytest.raises(OptionError, match="no session given"):
+        load_sessions([])
 
 
 def test_inspect_suggests_the_human_reading_of_a_willett_file(willett):
