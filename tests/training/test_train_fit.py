@@ -188,3 +188,25 @@ def test_dplr_option_fits_loads_and_samples(session, tmp_path):
     torch.testing.assert_close(loaded.denoiser.blocks[0].s4.P, model.denoiser.blocks[0].s4.P.cpu())
     generated = loaded.sample(3, seed=0, sampler="ddim", steps=5, progress=False)
     assert generated["counts"].shape[0] == 3 and np.isfinite(generated["counts"].values).all()
+
+
+def test_length_generalisation_to_16x_the_training_length(trained, tmp_path):
+    """Reference 3.6: a fixed-length model samples trials 16x longer than it was trained on (`sample --bins`);
+    the long trials stay finite and keep the training firing rate instead of drifting away from it."""
+    from click.testing import CliRunner
+
+    from nwb_ldns_cli.main import cli
+
+    out, _ = trained
+    model = LDNSModel.load(out, device="cpu")
+    n_bins = int(model.data["n_bins"])
+    long = 16 * n_bins
+    result = CliRunner().invoke(cli, ["sample", str(out), "--n", "4", "--bins", str(long), "--sampler", "ddim",
+                                      "--steps", "10", "--out", str(tmp_path / "long.nwb"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    ds = model.sample(4, seed=0, sampler="ddim", steps=10, lengths=long, progress=False)
+    rates = ds["rates"].values
+    assert rates.shape == (4, long, model.data["n_units"]) and np.isfinite(rates).all()
+    train_mean = float(model.latent_stats["train_mean_count_per_bin"])
+    segments = rates.reshape(4, 16, n_bins, -1).mean(axis=(0, 2, 3))  # mean rate of each training-length segment
+    assert np.all(segments > train_mean / 3) and np.all(segments < train_mean * 3), (segments, train_mean)

@@ -99,9 +99,11 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
               help="ddpm: the reference ancestral sampler over all diffusion steps; ddim: deterministic, fewer steps.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Number of DDIM steps (default 50); ddpm always uses every diffusion step.")
-@click.option("--length", "lengths", type=click.IntRange(min=1), multiple=True,
+@click.option("--length", "--bins", "lengths", type=click.IntRange(min=1), multiple=True,
               help="Trial length in bins: once for all trials or --n times, one per trial. Default: the training "
-              "length (variable-length models: drawn from the training trial lengths).")
+              "length (variable-length models: drawn from the training trial lengths). A fixed-length model "
+              "generates other lengths too (its S4 kernels extend; the paper samples Lorenz at 16x its training "
+              "length).")
 @click.option("--condition", "conditions", multiple=True, metavar="[COLUMN=]VALUE",
               help="Condition of the generated trials, once for all trials or --n times. Angle model: an angle in "
               "radians, e.g. --condition 0.5 or --condition angle=0.5 (default: uniform in (-pi, pi)). Category "
