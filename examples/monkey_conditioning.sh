@@ -18,19 +18,22 @@ python -c "from nwb_ldns.testing import write_mc_maze_like; write_mc_maze_like('
 echo "== 2/5 inspect: the reader recognises the layout and prints the paper's command"
 nwb-ldns inspect "$MAZE" | tail -n 3
 
-echo "== 3/5 fit: unconditional, reach-angle and hand-velocity models (preset $PRESET)"
-for condition in none angle velocity; do
+echo "== 3/5 fit: unconditional (with the spike-history GLM), reach-angle and hand-velocity models (preset $PRESET)"
+nwb-ldns fit "$MAZE" --preset "$PRESET" "${BUDGET[@]}" --spike-history --out "$OUT/none.ldns" --overwrite --quiet
+for condition in angle velocity; do
   nwb-ldns fit "$MAZE" --preset "$PRESET" "${BUDGET[@]}" --condition "$condition" --out "$OUT/$condition.ldns" \
     --overwrite --quiet
 done
 
 echo "== 4/5 sample: conditions taken from the test trials of the session"
 nwb-ldns sample "$OUT/none.ldns" --n 60 --out "$OUT/none.nwb" --overwrite --quiet
+nwb-ldns sample "$OUT/none.ldns" --n 60 --out "$OUT/none-history.nwb" --spike-history --overwrite --quiet
 nwb-ldns sample "$OUT/angle.ldns" --n 60 --out "$OUT/angle.nwb" --condition "angle=from:$MAZE" --per-trace 4 \
   --overwrite --quiet
 nwb-ldns sample "$OUT/velocity.ldns" --n 60 --out "$OUT/velocity.nwb" --condition "velocity=from:$MAZE" \
   --per-trace 4 --overwrite --quiet
 
 echo "== 5/5 evaluate: decoded velocity R^2 and reach-angle error of the conditioned samples"
-nwb-ldns evaluate "$MAZE" "$OUT/none.nwb" "$OUT/angle.nwb" "$OUT/velocity.nwb" --report "$OUT/report" \
+nwb-ldns evaluate "$MAZE" "$OUT/none.nwb" "$OUT/none-history.nwb" "$OUT/angle.nwb" "$OUT/velocity.nwb" \
+  --report "$OUT/report" \
   --json "$OUT/metrics.json" --overwrite | grep -A 6 "decoding"
