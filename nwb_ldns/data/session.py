@@ -378,13 +378,13 @@ class _UnitsSource:
         ids = tables.flat_data(self.table.id).astype(np.int64)
         self.all_ids = ids
         spike_times, index = tables.ragged(self.table, "spike_times")
-        spike_times = np.asarray(spike_times, dtype=np.float64)
+        spike_times = _numeric(spike_times, f"{self.path}/spike_times", "spike times in seconds")
         self.spike_times, self.index = _select_ragged(spike_times, index, self.rows)
         _check_spike_times(self.spike_times, self.index, ids[self.rows], self.path)
         self.obs = None
         if tables.has_column(self.table, "obs_intervals"):
             obs, obs_index = tables.ragged(self.table, "obs_intervals")
-            obs = np.asarray(obs, dtype=np.float64).reshape(-1, 2)
+            obs = _numeric(obs, f"{self.path}/obs_intervals", "[start, stop] times in seconds").reshape(-1, 2)
             self.obs = _select_ragged(obs, obs_index, self.rows)
 
     @property
@@ -502,6 +502,15 @@ def window_layers(windows: Windows) -> np.ndarray:
             layer[w] = len(layer_ends)
             layer_ends.append(ends[w])
     return layer
+
+
+def _numeric(values: Any, where: str, expected: str) -> np.ndarray:
+    """float64 values of a column that must hold numbers (text or objects there is a damaged or foreign file)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise SessionContentError(f"{where} holds {values.dtype} values, not {expected}; the table is damaged or "
+                                  "was written by a tool that stored them as text: rewrite the column as numbers")
+    return values.astype(np.float64)
 
 
 def _select_ragged(data: np.ndarray, index: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -168,6 +168,7 @@ def test_fuzzed_trials(template, case_path, trials):
 @given(units=UNITS, trials=TRIALS, spike_dtype=DTYPE, trial_dtype=DTYPE,
        bin_width=st.one_of(st.none(), st.floats(1e-12, 10.0), st.sampled_from([1e-9, 5e-324, 1e300])))
 @example(units=VALID_UNITS, trials=VALID_TRIALS, spike_dtype="S12", trial_dtype="<f8", bin_width=None)
+@example(units=[[1.175494351e-38]], trials=[(0.0, 0.5)], spike_dtype="S12", trial_dtype="<f8", bin_width=None)
 @example(units=VALID_UNITS, trials=VALID_TRIALS, spike_dtype="<f8", trial_dtype="|b1", bin_width=None)
 @example(units=VALID_UNITS, trials=VALID_TRIALS, spike_dtype="<f8", trial_dtype="<f8", bin_width=1e-9)
 def test_fuzzed_dtypes_and_bin_width(template, case_path, units, trials, spike_dtype, trial_dtype, bin_width):
