@@ -91,39 +91,16 @@ def _conditioning_result(root: Path, maze: Path, seed: int) -> dict:
             "unconditional_vs_the_same_requests": unconditional_scores(root, maze)}
 
 
-def refractory_counts(n_trials=200, n_bins=48, n_units=8, dead_bins=2, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_bins)[None, :, None]
-    rates = np.broadcast_to(0.3 + 0.2 * np.sin(2 * np.pi * t / n_bins + rng.uniform(0, 6.3, (1, 1, n_units))),
-                            (n_trials, n_bins, n_units))
-    counts = np.zeros((n_trials, n_bins, n_units), dtype=np.int64)
-    dead = np.zeros((n_trials, n_units), dtype=int)
-    for b in range(n_bins):
-        spikes = (rng.random((n_trials, n_units)) < rates[:, b]) & (dead == 0)
-        counts[:, b] = spikes
-        dead = np.where(spikes, dead_bins, np.maximum(dead - 1, 0))
-    return counts
-
-
-def short_isi_fraction(counts: np.ndarray, below: int) -> float:
-    short = total = 0
-    for trial in np.asarray(counts, dtype=np.int64).transpose(0, 2, 1).reshape(-1, counts.shape[1]):
-        gaps = np.diff(np.repeat(np.arange(len(trial)), trial))
-        short, total = short + int((gaps < below).sum()), total + len(gaps)
-    return short / max(total, 1)
-
-
 def spike_history(out: Path, reuse: bool = False) -> dict:
     """A session whose units cannot fire in the 2 bins after a spike: fit with --spike-history, sample with and
     without it, evaluate with a report (its ISI figure shows the refractory period)."""
-    from nwb_ldns.data import load_session
-    from nwb_ldns.testing import write_counts_session
+    from nwb_ldns.testing import refractory_counts, write_counts_session
 
     root = out / "spike-history"
     root.mkdir(parents=True, exist_ok=True)
     if reuse and (root / "report" / "index.html").is_file():
         return _history_result(root)
-    write_counts_session(root / "refractory.nwb", refractory_counts(), 0.01)
+    write_counts_session(root / "refractory.nwb", refractory_counts(200, 48, 8)[0], 0.01)
     cli("fit", root / "refractory.nwb", "--preset", "tiny", "--spike-history", "--set", "autoencoder.epochs=30",
         "--set", "diffusion.epochs=60", "--set", "spike_history.history=5", "--set", "spike_history.max_spikes=1",
         "--out", root / "m.ldns", "--overwrite", "--quiet")
@@ -137,6 +114,7 @@ def spike_history(out: Path, reuse: bool = False) -> dict:
 
 def _history_result(root: Path) -> dict:
     from nwb_ldns.data import load_session
+    from nwb_ldns.testing import short_isi_fraction
 
     real = load_session(root / "refractory.nwb")
     fractions = {"real (train)": short_isi_fraction(real["counts"].values[real["split"].values == "train"], 3)}

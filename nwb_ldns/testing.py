@@ -160,3 +160,31 @@ def write_reach_like_session(path: str | Path, **options) -> np.ndarray:
                          columns={"condition": ("reach direction", [f"dir{d}" for d in direction])},
                          description="Simulated reach session: direction-tuned units with shared fluctuations.")
     return counts
+
+
+def refractory_counts(n_trials: int, n_bins: int, n_units: int, *, dead_bins: int = 2, base: float = 0.3,
+                      depth: float = 0.2, phase_per_trial: bool = False, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, rates): at most one spike per bin from smooth rates (base + depth * sine, one phase per unit, or per
+    unit and trial), and none in the `dead_bins` bins after a spike: a refractory period Poisson sampling of the
+    same rates violates, for the spike-history tests and benchmark."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_bins)[None, :, None]
+    phase = rng.uniform(0, 2 * np.pi, (n_trials if phase_per_trial else 1, 1, n_units))
+    rates = np.broadcast_to(base + depth * np.sin(2 * np.pi * t / n_bins + phase), (n_trials, n_bins, n_units))
+    counts = np.zeros((n_trials, n_bins, n_units), dtype=np.int64)
+    dead = np.zeros((n_trials, n_units), dtype=int)
+    for b in range(n_bins):
+        spikes = (rng.random((n_trials, n_units)) < rates[:, b]) & (dead == 0)
+        counts[:, b] = spikes
+        dead = np.where(spikes, dead_bins, np.maximum(dead - 1, 0))
+    return counts, np.ascontiguousarray(rates)
+
+
+def short_isi_fraction(counts: np.ndarray, below: int) -> float:
+    """Fraction of successive spikes of a unit within a trial closer than `below` bins (two in one bin: 0)."""
+    short = total = 0
+    for trial in np.asarray(counts, dtype=np.int64).transpose(0, 2, 1).reshape(-1, np.shape(counts)[1]):
+        gaps = np.diff(np.repeat(np.arange(len(trial)), trial))
+        short, total = short + int((gaps < below).sum()), total + len(gaps)
+    return short / max(total, 1)

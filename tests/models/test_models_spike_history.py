@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from nwb_ldns.testing import refractory_counts, short_isi_fraction
+
 from nwb_ldns.models.spike_history import (HistoryConfig, SpikeHistoryGLM, _bin_weights, _loss, fit_spike_history,
                                            sample_with_history)
 
@@ -42,33 +44,13 @@ def test_reference_start_drops_bins_without_a_full_history():
     assert _bin_weights(torch.ones(2, 10, dtype=torch.bool), 4, "zero-padded").sum() == 20
 
 
-def _refractory_session(n_trials=240, n_bins=60, n_units=4, dead_bins=2, seed=0):
-    """Bernoulli spikes from smooth rates with an absolute refractory period of `dead_bins` bins after each spike."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_bins)[None, :, None]
-    rates = 0.25 + 0.15 * np.sin(2 * np.pi * t / n_bins + rng.uniform(0, 2 * np.pi, (n_trials, 1, n_units)))
-    counts = np.zeros((n_trials, n_bins, n_units), dtype=np.int64)
-    dead = np.zeros((n_trials, n_units), dtype=int)
-    for b in range(n_bins):
-        spikes = (rng.random((n_trials, n_units)) < rates[:, b]) & (dead == 0)
-        counts[:, b] = spikes
-        dead = np.where(spikes, dead_bins, np.maximum(dead - 1, 0))
-    return counts, rates
-
-
-def _short_isi_fraction(counts: np.ndarray, below: int) -> float:
-    """Fraction of successive spike pairs of a unit within a trial closer than `below` bins (same bin counts as 0)."""
-    short = total = 0
-    for trial in counts.transpose(0, 2, 1).reshape(-1, counts.shape[1]):
-        times = np.repeat(np.arange(len(trial)), trial)
-        gaps = np.diff(times)
-        short, total = short + int((gaps < below).sum()), total + len(gaps)
-    return short / max(total, 1)
+def _refractory_session():
+    return refractory_counts(240, 60, 4, base=0.25, depth=0.15, phase_per_trial=True)
 
 
 def test_glm_learns_a_refractory_period_that_poisson_sampling_violates():
     counts, rates = _refractory_session()
-    assert _short_isi_fraction(counts, below=3) == 0.0  # the data: no ISI under 3 bins
+    assert short_isi_fraction(counts, below=3) == 0.0  # the data: no ISI under 3 bins
     config = HistoryConfig(history=5, max_spikes=1, epochs=40, batch_size=60, lr=0.1, seed=1)
     model, losses = fit_spike_history(counts, rates, config)
     assert losses[-1] < 0.9 * losses[0]
@@ -76,8 +58,8 @@ def test_glm_learns_a_refractory_period_that_poisson_sampling_violates():
     generator = torch.Generator().manual_seed(3)
     with_history = sample_with_history(model, rates[:120], generator)
     poisson = torch.poisson(torch.as_tensor(rates[:120]), generator=generator).numpy().astype(np.int64)
-    assert _short_isi_fraction(poisson, below=3) > 0.25
-    assert _short_isi_fraction(with_history, below=3) < 0.02
+    assert short_isi_fraction(poisson, below=3) > 0.25
+    assert short_isi_fraction(with_history, below=3) < 0.02
     # the firing rate stays that of the data (the GLM does not buy refractoriness by going silent)
     assert abs(with_history.mean() - counts[:120].mean()) < 0.15 * counts.mean()
 

@@ -10,33 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from nwb_ldns.testing import refractory_counts, short_isi_fraction
+
 pytestmark = pytest.mark.slow
 DEAD_BINS = 2  # no spike in the 2 bins after a spike: no ISI under 3 bins
 FAST = {"autoencoder.epochs": 15, "diffusion.epochs": 30, "spike_history.enabled": True, "spike_history.history": 5,
         "spike_history.max_spikes": 1, "spike_history.epochs": 30}
 
 
-def _refractory_counts(n_trials=120, n_bins=48, n_units=6, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_bins)[None, :, None]
-    rates = 0.3 + 0.2 * np.sin(2 * np.pi * t / n_bins + rng.uniform(0, 2 * np.pi, (1, 1, n_units)))
-    rates = np.broadcast_to(rates, (n_trials, n_bins, n_units))
-    counts = np.zeros((n_trials, n_bins, n_units), dtype=np.int64)
-    dead = np.zeros((n_trials, n_units), dtype=int)
-    for b in range(n_bins):
-        spikes = (rng.random((n_trials, n_units)) < rates[:, b]) & (dead == 0)
-        counts[:, b] = spikes
-        dead = np.where(spikes, DEAD_BINS, np.maximum(dead - 1, 0))
-    return counts
-
-
-def short_isi_fraction(counts: np.ndarray, below: int) -> float:
-    """Fraction of successive spikes of a unit within a trial closer than `below` bins (same bin: 0)."""
-    short = total = 0
-    for trial in np.asarray(counts, dtype=np.int64).transpose(0, 2, 1).reshape(-1, counts.shape[1]):
-        gaps = np.diff(np.repeat(np.arange(len(trial)), trial))
-        short, total = short + int((gaps < below).sum()), total + len(gaps)
-    return short / max(total, 1)
+def _refractory_counts() -> np.ndarray:
+    return refractory_counts(120, 48, 6, dead_bins=DEAD_BINS)[0]
 
 
 @pytest.fixture(scope="module")
