@@ -89,6 +89,11 @@ def test_cli_sample_with_history_records_it_and_plain_models_refuse(fitted, mock
     plain = CliRunner().invoke(cli, ["fit", str(mock_session_path), "--preset", "tiny", "--epochs", "1", "--quiet",
                                      "--out", str(tmp_path / "plain.ldns")])
     assert plain.exit_code == 0, plain.output
+    assert "--spike-history" not in plain.stdout
+    with_history = CliRunner().invoke(cli, ["fit", str(mock_session_path), "--preset", "tiny", "--epochs", "1",
+                                            "--spike-history", "--quiet", "--out", str(tmp_path / "h.ldns")])
+    assert with_history.exit_code == 0, with_history.output
+    assert "next: nwb-ldns sample" in with_history.stdout and "--spike-history" in with_history.stdout
     refused = CliRunner().invoke(cli, ["sample", str(tmp_path / "plain.ldns"), "--n", "2", "--out",
                                        str(tmp_path / "p.nwb"), "--spike-history"])
     assert refused.exit_code == 2 and "--spike-history" in refused.stderr

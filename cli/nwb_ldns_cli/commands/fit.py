@@ -45,6 +45,17 @@ def condition_overrides(column: str, data) -> dict[str, object]:
     return {"diffusion.condition": variable}
 
 
+def next_options(model, sessions: tuple[str, ...]) -> str:
+    """What the suggested `sample` command needs beyond --n/--out: a trace model's traces, the spike history."""
+    condition = model.data.get("condition") or {}
+    extra = ""
+    if condition.get("kind") == "trace":
+        extra += f" --condition velocity=from:{sessions[0]}"
+    if model.spike_history is not None:
+        extra += " --spike-history"
+    return extra
+
+
 @click.command("fit")
 @click.argument("session", metavar="SESSION...", nargs=-1, required=True)
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
@@ -141,4 +152,4 @@ def fit(session: tuple[str, ...], out: Path | None, preset: str | None, set_item
         if missing_parent and out.parent.is_dir():
             click.echo(f"created the parent folder {out.parent} (it did not exist)", err=True)
     click.echo(f"model directory: {model.model_dir}")
-    click.echo(f"next: nwb-ldns sample {model.model_dir} --n 100 --out synthetic.nwb")
+    click.echo(f"next: nwb-ldns sample {model.model_dir} --n 100 --out synthetic.nwb{next_options(model, session)}")
