@@ -16,7 +16,7 @@ from nwb_ldns import __version__
 from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.metrics.agreement import AGREEMENT_KEYS, agreement_between, agreement_statistics
 from nwb_ldns.metrics.bootstrap import protocol_table
-from nwb_ldns.metrics.conditions import condition_psth, condition_psth_lines
+from nwb_ldns.metrics.conditions import ANGLE_VARIABLE, condition_psth, condition_psth_lines
 from nwb_ldns.metrics.decoding import RidgeDecoder, circular_error, decoded_angles, r2_score
 from nwb_ldns.metrics.memorisation import memorisation_check
 from nwb_ldns.metrics.smoothing import smooth_counts
@@ -55,16 +55,30 @@ def _check_compatible(real: xr.Dataset, ds: xr.Dataset, name: str) -> list[str]:
     return notes
 
 
+def fit_behaviour_decoder(train: xr.Dataset) -> tuple[RidgeDecoder, float] | None:
+    """(decoder, smoothing in bins): the reference's ridge decoder from 30 ms-smoothed real training spikes to
+    behaviour (alpha 1e-6, bins as samples); None when the session has no behaviour. evaluate and the report both
+    use this one fit."""
+    if "behavior" not in train:
+        return None
+    std_bins = DECODER_SMOOTHING_S / float(train.attrs["bin_width"])
+    decoder = RidgeDecoder.fit(smooth_counts(train["counts"].values, std_bins, _mask(train)),
+                               train["behavior"].values, mask=_mask(train))
+    return decoder, std_bins
+
+
+def decode_behaviour(decoder: RidgeDecoder, std_bins: float, ds: xr.Dataset) -> np.ndarray:
+    """float64[trial, time, dim] behaviour decoded from a set's spikes."""
+    features = smooth_counts(ds["counts"].values, std_bins, _mask(ds))
+    return decoder.predict(features.reshape(-1, features.shape[2])).reshape(*features.shape[:2], -1)
+
+
 def _decoding_r2(decoder: RidgeDecoder, ds: xr.Dataset, std_bins: float) -> float | None:
     if "behavior" not in ds or ds["behavior"].shape[2] != decoder.coef.shape[1]:
         return None
     mask = _mask(ds)
-    features = smooth_counts(ds["counts"].values, std_bins, mask)
-    keep = np.ones(features.shape[:2], bool) if mask is None else mask
-    return r2_score(ds["behavior"].values[keep], decoder.predict(features[keep]))
-
-
-ANGLE_VARIABLE = "trial_reach_angle"  # the MC_Maze recipe's per-trial reach angle (nwb_ldns.data.nlb)
+    keep = np.ones((ds.sizes["trial"], ds.sizes["time"]), bool) if mask is None else mask
+    return r2_score(ds["behavior"].values[keep], decode_behaviour(decoder, std_bins, ds)[keep])
 
 
 def _angle_error(decoder: RidgeDecoder, ds: xr.Dataset, std_bins: float) -> float | None:
@@ -76,8 +90,7 @@ def _angle_error(decoder: RidgeDecoder, ds: xr.Dataset, std_bins: float) -> floa
 
     if ds.sizes["time"] <= MC_MAZE.angle_bin:
         return None
-    features = smooth_counts(ds["counts"].values, std_bins, _mask(ds))
-    velocity = decoder.predict(features.reshape(-1, features.shape[2])).reshape(*features.shape[:2], 2)
+    velocity = decode_behaviour(decoder, std_bins, ds)
     errors = circular_error(decoded_angles(velocity, MC_MAZE.angle_bin), ds[ANGLE_VARIABLE].values)
     errors = errors[np.isfinite(errors)]
     return float(np.median(errors)) if errors.size else None
@@ -90,11 +103,10 @@ def behaviour_decoding(train: xr.Dataset, heldout: xr.Dataset, generated: list[x
     behaviour (e.g. velocity-conditioned samples), R^2 of their requested behaviour decoded from their spikes.
     None when the real session has no behaviour.
     """
-    if "behavior" not in train:
+    fitted = fit_behaviour_decoder(train)
+    if fitted is None:
         return None
-    std_bins = DECODER_SMOOTHING_S / float(train.attrs["bin_width"])
-    decoder = RidgeDecoder.fit(smooth_counts(train["counts"].values, std_bins, _mask(train)),
-                               train["behavior"].values, mask=_mask(train))
+    decoder, std_bins = fitted
     return {
         "features": f"counts smoothed with a {DECODER_SMOOTHING_S * 1e3:g} ms Gaussian",
         "r2_heldout_real": _decoding_r2(decoder, heldout, std_bins) if heldout.sizes["trial"] else None,

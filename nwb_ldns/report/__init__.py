@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from nwb_ldns.fileio import atomic_output
-from nwb_ldns.metrics.evaluate import json_ready, training_trials
+from nwb_ldns.metrics.evaluate import fit_behaviour_decoder, json_ready, training_trials
 from nwb_ldns.metrics.memorisation import memorisation_check
 
 __all__ = ["write_report"]
@@ -53,9 +53,11 @@ def _condition_plan(cfigs, train: xr.Dataset, heldout: xr.Dataset, sets: dict[st
         filename += f"_{len(plan)}.png" if any(p[0] == f"{filename}.png" for p in plan) else ".png"
         plan.append((filename, f"Per-condition PSTHs ({short})", PSTH_CAPTION.format(n=3),
                      lambda v=variable, m=members: cfigs.condition_psths(train, {k: sets[k] for k in m}, v)))
-    if cfigs.decoding_panels(train, heldout, sets):
+    fitted = fit_behaviour_decoder(train)  # fitted once, for the check and the figure
+    panels = cfigs.decoding_panels(fitted[0] if fitted else None, heldout, sets)
+    if panels:
         plan.append(("decoded_trajectories.png", "Decoded behaviour of conditioned samples", DECODING_CAPTION,
-                     lambda: cfigs.decoded_trajectories(train, heldout, sets)))
+                     lambda: cfigs.decoded_trajectories(fitted, train, heldout, sets, panels)))
     return plan
 
 

@@ -17,10 +17,9 @@ import xarray as xr  # noqa: E402
 
 from nwb_ldns.metrics.conditions import ANGLE_VARIABLE, PSTH_SMOOTHING_S, match_conditions, smoothed_psth  # noqa: E402
 from nwb_ldns.metrics.decoding import RidgeDecoder, decoded_angles  # noqa: E402
-from nwb_ldns.metrics.smoothing import smooth_counts  # noqa: E402
+from nwb_ldns.metrics.evaluate import decode_behaviour  # noqa: E402
 from nwb_ldns.report.figures import REAL_COLOR, colors  # noqa: E402
 
-DECODER_SMOOTHING_S = 0.03  # as evaluate's behaviour decoder
 MAX_CONDITIONS = 8  # columns of the PSTH grid (the conditions with most real trials)
 N_TRAJECTORIES = 6
 
@@ -87,21 +86,6 @@ def condition_psths(train: xr.Dataset, sets: dict[str, xr.Dataset], variable: st
 
 
 # -- decoded trajectories and angles ----------------------------------------------------------------------------------
-def fit_decoder(train: xr.Dataset) -> tuple[RidgeDecoder, float] | None:
-    """evaluate's behaviour decoder (ridge from 30 ms-smoothed spikes to behaviour) and its smoothing in bins."""
-    if "behavior" not in train:
-        return None
-    std_bins = DECODER_SMOOTHING_S / float(train.attrs["bin_width"])
-    features = smooth_counts(train["counts"].values, std_bins, _mask(train))
-    return RidgeDecoder.fit(features, train["behavior"].values, mask=_mask(train)), std_bins
-
-
-def decode(decoder: RidgeDecoder, std_bins: float, ds: xr.Dataset) -> np.ndarray:
-    """float64[trial, time, dim] behaviour decoded from the set's spikes."""
-    features = smooth_counts(ds["counts"].values, std_bins, _mask(ds))
-    return decoder.predict(features.reshape(-1, features.shape[2])).reshape(*features.shape[:2], -1)
-
-
 def _has_trace(ds: xr.Dataset, decoder: RidgeDecoder) -> bool:
     return "behavior" in ds and ds["behavior"].shape[2] == decoder.coef.shape[1] and ds.sizes["trial"] > 0
 
@@ -113,13 +97,12 @@ def _has_angle(ds: xr.Dataset, decoder: RidgeDecoder) -> bool:
             and ds.sizes["trial"] > 0)
 
 
-def decoding_panels(train: xr.Dataset, heldout: xr.Dataset, sets: dict[str, xr.Dataset]) -> list[tuple[str, str]]:
+def decoding_panels(decoder: RidgeDecoder | None, heldout: xr.Dataset, sets: dict[str, xr.Dataset]
+                    ) -> list[tuple[str, str]]:
     """[(set name, "trace" | "angle")] the decoding figure draws (the held-out real trials first, as reference);
-    empty when the real trials have no behaviour or no generated set was conditioned on a trace or an angle."""
-    fitted = fit_decoder(train)
-    if fitted is None:
+    empty when there is no decoder (no behaviour) or no generated set was conditioned on a trace or an angle."""
+    if decoder is None:
         return []
-    decoder = fitted[0]
     panels = [(name, kind) for name, ds in sets.items() for kind, ok in
               (("trace", _has_trace(ds, decoder)), ("angle", _has_angle(ds, decoder))) if ok]
     if not panels:
@@ -130,13 +113,15 @@ def decoding_panels(train: xr.Dataset, heldout: xr.Dataset, sets: dict[str, xr.D
     return reference + panels
 
 
-def decoded_trajectories(train: xr.Dataset, heldout: xr.Dataset, sets: dict[str, xr.Dataset]):
+def decoded_trajectories(fitted: tuple[RidgeDecoder, float], train: xr.Dataset, heldout: xr.Dataset,
+                         sets: dict[str, xr.Dataset], panels: list[tuple[str, str]]):
     """Per conditioned set: requested vs decoded velocity integrated to a path (trace models) or decoded vs
-    requested reach angle (angle models); held-out real trials (true vs decoded) as the reference panels."""
+    requested reach angle (angle models); held-out real trials (true vs decoded) as the reference panels.
+
+    fitted: evaluate's decoder (`fit_behaviour_decoder`); panels: `decoding_panels` of it."""
     from nwb_ldns.data.nlb import MC_MAZE
 
-    decoder, std_bins = fit_decoder(train)
-    panels = decoding_panels(train, heldout, sets)
+    decoder, std_bins = fitted
     everything = {"held-out real": heldout, **sets}
     set_colors = {"held-out real": REAL_COLOR, **dict(zip(sets, colors(len(sets))))}
     bin_width = float(train.attrs["bin_width"])
@@ -147,7 +132,7 @@ def decoded_trajectories(train: xr.Dataset, heldout: xr.Dataset, sets: dict[str,
         ax.axis("off")
     for ax, (name, kind) in zip(axes.flat, panels):
         ds = everything[name].isel(trial=slice(0, 200))
-        decoded = decode(decoder, std_bins, ds)
+        decoded = decode_behaviour(decoder, std_bins, ds)
         if kind == "trace":
             _trajectories(ax, ds, decoded, bin_width)
             ax.set_title(f"{name}: requested (solid) vs decoded (dashed)" if name != "held-out real"

@@ -94,6 +94,7 @@ def test_results_json_has_the_per_condition_psth_correlation(maze_report):
 
 def test_no_condition_figures_without_conditions(maze_sets):
     """An unconditional set alone (no trial variable, no behaviour): the plan has no PSTH or decoding figure."""
+    from nwb_ldns.metrics.evaluate import fit_behaviour_decoder
     from nwb_ldns.report import _condition_plan
     from nwb_ldns.report import condition_figures as cfigs
 
@@ -103,7 +104,8 @@ def test_no_condition_figures_without_conditions(maze_sets):
     assert _condition_plan(cfigs, train, heldout, {"unconditional": generated[2]}) == []
     assert [p[0] for p in _condition_plan(cfigs, train, heldout, {"velocity": generated[1]})] == [
         "psth_reach_angle.png", "decoded_trajectories.png"]
-    assert [kind for _, kind in cfigs.decoding_panels(train, heldout, {"angle": generated[0]})] == ["angle", "angle"]
+    decoder, _ = fit_behaviour_decoder(train)
+    assert [kind for _, kind in cfigs.decoding_panels(decoder, heldout, {"angle": generated[0]})] == ["angle", "angle"]
 
 
 def test_isis_follow_the_placement_rule():
