@@ -8,15 +8,21 @@ import torch.nn.functional as F
 
 
 def coordinated_dropout(
-    x: torch.Tensor, p: float, generator: torch.Generator | None = None
+    x: torch.Tensor, p: float, generator: torch.Generator | None = None, *, batch: int | None = None,
+    rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Drop each entry independently with probability p; returns (x * m / (1 - p), dropped) with m = U > p.
 
-    `dropped` (same dtype as x, 1.0 where dropped) marks the entries the reconstruction loss scores.
+    `dropped` (same dtype as x, 1.0 where dropped) marks the entries the reconstruction loss scores. With `batch`
+    and `rows`, x holds the given rows of a batch of `batch` trials and U is drawn for the whole batch, so a
+    data-parallel rank draws exactly what one process would for those rows.
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"coordinated dropout probability must be in [0, 1), got {p}")
-    u = torch.rand(x.shape, generator=generator, device=generator.device if generator else x.device)
+    shape = x.shape if batch is None else (batch, *x.shape[1:])
+    u = torch.rand(shape, generator=generator, device=generator.device if generator else x.device)
+    if rows is not None:
+        u = u[rows.to(u.device)]
     keep = (u.to(x.device) > p).to(x.dtype)
     return x * keep / (1.0 - p), 1.0 - keep
 

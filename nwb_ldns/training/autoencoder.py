@@ -31,7 +31,8 @@ def validation_losses(model: torch.nn.Module, counts: torch.Tensor, mask: torch.
     """Mean full Poisson NLL per valid entry on unmasked input (and rate MSE when ground-truth rates exist)."""
     model.eval()
     nll_sum, n_valid, mse_sum = 0.0, 0.0, 0.0
-    for start in range(0, counts.shape[0], batch_size):
+    ranks = run.ranks  # each rank scores every world-th batch; the sums are added over ranks
+    for start in range(ranks.rank * batch_size, counts.shape[0], batch_size * ranks.world):
         x = counts[start:start + batch_size].to(run.device)
         m = mask[start:start + batch_size].to(run.device)[..., None].float()
         with autocast(run.device, run.bf16):
@@ -44,6 +45,8 @@ def validation_losses(model: torch.nn.Module, counts: torch.Tensor, mask: torch.
             r = true_rates[start:start + batch_size].to(run.device)
             mse_sum += float(((rates - r) ** 2 * weight).sum())
     model.train()
+    if ranks.active:
+        nll_sum, n_valid, mse_sum = ranks.total(torch.tensor([nll_sum, n_valid, mse_sum], dtype=torch.float64)).tolist()
     out = {"val_poisson_nll": nll_sum / max(n_valid, 1.0)}
     if true_rates is not None:
         out["val_rates_mse"] = mse_sum / max(n_valid, 1.0)
@@ -73,15 +76,19 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
         run.say(f"resuming the autoencoder at epoch {start_epoch}/{cfg['epochs']}")
 
     micro = micro_batch_trials(model, counts.shape[1], run.device)
+    ranks, step_model = run.ranks, run.ranks.wrap(model, run.device)
     bar = run.bar(total=nb * cfg["epochs"], initial=nb * start_epoch, desc="autoencoder")
     for epoch in range(start_epoch, cfg["epochs"]):
         if best.get("stopped"):
             break
         total, seen = 0.0, 0
         for index in shuffled_batches(n, cfg["batch_size"], shuffle_gen):
-            x = counts[index].to(run.device, non_blocking=True)
-            m = mask[index].to(run.device)[..., None].to(x.dtype)
-            loss = autoencoder_step(model, optimizer, x, m, cfg, noise_gen, bf16=run.bf16, micro=micro)
+            rows = ranks.rows(len(index)) if ranks.active else None
+            mine = index if rows is None else index[rows] if len(rows) else index[:1]
+            x = counts[mine].to(run.device, non_blocking=True)
+            m = mask[mine].to(run.device)[..., None].to(x.dtype)
+            loss = ranks.total(autoencoder_step(step_model, optimizer, x, m, cfg, noise_gen, bf16=run.bf16,
+                                                micro=micro, batch=len(index), rows=rows, ranks=ranks))
             scheduler.step()
             check_finite_loss(loss.item(), STAGE, scheduler.step_count, cfg["lr"])
             total += loss.item() * len(index)
@@ -108,7 +115,7 @@ def train_autoencoder(model: torch.nn.Module, train: dict[str, torch.Tensor], va
                 run.log({"stage": STAGE, "epoch": done, "event": "early_stop", "best_epoch": best["epoch"]})
                 bar.total = bar.n  # the bar ends here, not at the configured epochs
                 bar.refresh()
-        if done % cfg["checkpoint_every"] == 0 or done == cfg["epochs"] or best.get("stopped"):
+        if run.writes and (done % cfg["checkpoint_every"] == 0 or done == cfg["epochs"] or best.get("stopped")):
             save_checkpoint(run.checkpoint_dir, f"{STAGE}-epoch{done:05d}", {
                 "stage": STAGE, "epoch": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),

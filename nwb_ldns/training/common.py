@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from nwb_ldns.errors import OptionError, TrainingDivergedError
+from nwb_ldns.training.distributed import SINGLE, Ranks
 from nwb_ldns.training.state import fsync_append
 
 logger = logging.getLogger("nwb_ldns.train")
@@ -44,12 +45,14 @@ def check_finite_loss(value: float, stage: str, step: int, lr: float, what: str 
             f"lower --set {stage}.lr (now {lr:g}) and run fit again")
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
+def resolve_device(name: str, ranks: Ranks = SINGLE) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; a data-parallel rank takes the GPU of its local rank."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise OptionError("training.device=cuda but no CUDA device is available; use --set training.device=auto")
+    if name == "cuda" and ranks.active:
+        return torch.device("cuda", ranks.local_rank)
     return torch.device(name)
 
 
@@ -93,7 +96,13 @@ class Run:
     bf16: bool
     progress: bool = True
     on_epoch_end: EpochCallback | None = None
+    ranks: Ranks = SINGLE
     started: float = field(default_factory=time.time)
+
+    @property
+    def writes(self) -> bool:
+        """Only rank 0 of a data-parallel run writes the model directory, the log and checkpoints."""
+        return self.ranks.is_main
 
     @property
     def log_path(self) -> Path:
@@ -105,11 +114,15 @@ class Run:
 
     def log(self, record: dict[str, Any]) -> None:
         """One JSON line per epoch / validation in training_log.jsonl (strict JSON: NaN/inf are written as null)."""
+        if not self.writes:
+            return
         record = {**record, "elapsed_s": round(time.time() - self.started, 3)}
         fsync_append(self.log_path, json.dumps(json_safe(record), allow_nan=False))
 
     def say(self, message: str) -> None:
         """A message for the user (stderr, above any progress bar)."""
+        if not self.writes:
+            return
         logger.info(message)
         if self.progress:
             from tqdm.auto import tqdm
@@ -119,7 +132,7 @@ class Run:
     def bar(self, total: int, initial: int, desc: str):
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not self.progress,
+        return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not (self.progress and self.writes),
                     dynamic_ncols=True, leave=True)
 
     def epoch_done(self, stage: str, epoch: int) -> None:

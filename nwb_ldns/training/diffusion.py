@@ -16,6 +16,7 @@ import torch
 from nwb_ldns.models import EMA, DDPMSchedule
 from nwb_ldns.training.autoencoder import EARLY_STOP_REL_TOL
 from nwb_ldns.training.common import Run, batches_per_epoch, check_finite_loss, generator_for, shuffled_batches
+from nwb_ldns.training.distributed import SINGLE, Ranks
 from nwb_ldns.training.schedule import WarmupCosine
 from nwb_ldns.training.state import count_lines, save_checkpoint
 from nwb_ldns.training.steps import denoiser_step, denoising_loss, micro_batch_trials
@@ -32,8 +33,9 @@ class DenoiserValidation:
 
     def __init__(self, schedule: DDPMSchedule, latents: torch.Tensor, extra: torch.Tensor | None,
                  cond: torch.Tensor | None, cfg: dict[str, Any], seed: int, device: torch.device,
-                 masked: bool = True) -> None:
+                 masked: bool = True, ranks: Ranks = SINGLE) -> None:
         self.masked = masked and extra is not None
+        self.ranks = ranks
         gen = torch.Generator().manual_seed(seed)
         reps = VALIDATION_DRAWS
         self.x0 = latents.repeat(reps, 1, 1).to(device)
@@ -52,12 +54,15 @@ class DenoiserValidation:
         evaluator.load_state_dict(shadow)
         evaluator.eval()
         total = 0.0
-        for start in range(0, self.x0.shape[0], batch):
+        ranks = self.ranks  # each rank scores every world-th batch; the sums are added over ranks
+        for start in range(ranks.rank * batch, self.x0.shape[0], batch * ranks.world):
             part = slice(start, start + batch)
             eps_hat = evaluator(self.x_t[part], self.t[part], self.cond[part] if self.cond is not None else None)
             weight = self.extra[part][..., :1] if self.masked else None
             total += float(denoising_loss(eps_hat.float(), self.eps[part], self.cfg["loss"], self.cfg["smoothl1_beta"],
                                           weight)) * (eps_hat.shape[0])
+        if ranks.active:
+            total = float(ranks.total(torch.tensor(total, dtype=torch.float64)))
         return total / self.x0.shape[0]
 
 STAGE = "diffusion"
@@ -90,7 +95,7 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
     validation = None
     if val is not None and cfg.get("val_every") and val.get("latents") is not None and len(val["latents"]):
         validation = DenoiserValidation(schedule, val["latents"], val.get("extra"), val.get("cond"), cfg, seed + 7,
-                                        run.device, masked=masked)
+                                        run.device, masked=masked, ranks=run.ranks)
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -106,6 +111,7 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
     extra = extra.to(run.device) if extra is not None else None
     cond = cond.to(run.device) if cond is not None else None
     micro = micro_batch_trials(model, latents.shape[1], run.device)
+    ranks, step_model = run.ranks, run.ranks.wrap(model, run.device)
     bar = run.bar(total=nb * cfg["epochs"], initial=nb * start_epoch, desc="diffusion")
     for epoch in range(start_epoch, cfg["epochs"]):
         if best.get("stopped"):
@@ -113,10 +119,12 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
         total, seen = 0.0, 0
         for index in shuffled_batches(n, cfg["batch_size"], shuffle_gen):
             index = index.to(run.device)
-            loss = denoiser_step(model, optimizer, schedule, latents[index],
-                                 extra[index] if extra is not None else None,
-                                 cond[index] if cond is not None else None, cfg, noise_gen, bf16=run.bf16, micro=micro,
-                                 masked=masked)
+            rows = ranks.rows(len(index), run.device) if ranks.active else None
+            mine = index if rows is None else index[rows] if len(rows) else index[:1]
+            loss = ranks.total(denoiser_step(
+                step_model, optimizer, schedule, latents[mine], extra[mine] if extra is not None else None,
+                cond[mine] if cond is not None else None, cfg, noise_gen, bf16=run.bf16, micro=micro, masked=masked,
+                batch=len(index), rows=rows, ranks=ranks))
             scheduler.step()
             check_finite_loss(loss.item(), STAGE, scheduler.step_count, cfg["lr"])
             ema.update(model)
@@ -142,7 +150,7 @@ def train_denoiser(model: torch.nn.Module, latents: torch.Tensor, extra: torch.T
                 run.log({"stage": STAGE, "epoch": done, "event": "early_stop", "best_epoch": best["epoch"]})
                 bar.total = bar.n
                 bar.refresh()
-        if done % cfg["checkpoint_every"] == 0 or done == cfg["epochs"] or best.get("stopped"):
+        if run.writes and (done % cfg["checkpoint_every"] == 0 or done == cfg["epochs"] or best.get("stopped")):
             save_checkpoint(run.checkpoint_dir, f"{STAGE}-epoch{done:05d}", {
                 "stage": STAGE, "epoch": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "ema": ema.state_dict(), "best": copy.copy(best),

@@ -31,6 +31,7 @@ from nwb_ldns.fileio import as_output_write_error, check_output, is_model_dir, l
 from nwb_ldns.model_dir import (LDNSModel, build_networks, model_description, read_safetensors, state_bytes,
                                 write_bytes)
 from nwb_ldns.model_schema import check_config, check_data, check_state, fix_advice
+from nwb_ldns.training import distributed
 from nwb_ldns.training.autoencoder import train_autoencoder
 from nwb_ldns.training.conditions import condition_tensor, describe_condition, trace_channels
 from nwb_ldns.training.common import EpochCallback, Run, batches_per_epoch, resolve_device, use_bf16
@@ -307,24 +308,64 @@ def fit(session: xr.Dataset, out_dir: str | os.PathLike, *, preset: str | None =
     saved config (preset and overrides must not change it). overwrite=True replaces an existing model directory.
     `on_epoch_end(stage, epoch)` runs after every epoch's checkpoint (raise in it to stop training).
     """
-    validate_session_dataset(session)
-    check_training_counts(session)
-    target = Path(out_dir)
-    from nwb_ldns.data.multi import session_paths
-
-    created = _prepare_output(target, resume, overwrite, session_paths(session))  # every pooled session
+    ranks = distributed.current()
+    distributed.join(ranks)
+    if not ranks.is_main:
+        return _follow(session, ranks, on_epoch_end)
+    announcer = _Announcer(ranks)
     try:
-        with lock_directory(target):
-            return _fit_locked(session, target, preset=preset, overrides=overrides, resume=resume,
-                               progress=progress, on_epoch_end=on_epoch_end)
-    except BaseException:
-        if created and target.is_dir() and not any(target.iterdir()):
-            target.rmdir()  # refused before writing anything: leave no empty folder behind
-        raise
+        validate_session_dataset(session)
+        check_training_counts(session)
+        target = Path(out_dir)
+        from nwb_ldns.data.multi import session_paths
+
+        created = _prepare_output(target, resume, overwrite, session_paths(session))  # every pooled session
+        try:
+            with lock_directory(target):
+                return _fit_locked(session, target, preset=preset, overrides=overrides, resume=resume,
+                                   progress=progress, on_epoch_end=on_epoch_end, announcer=announcer)
+        except BaseException:
+            if created and target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # refused before writing anything: leave no empty folder behind
+            raise
+    finally:
+        announcer.close()  # a run that stopped before training tells the other ranks to stop too
+
+
+class _Announcer:
+    """Rank 0's plan of the run, sent once to the other ranks of a data-parallel fit (or a stop, if rank 0 ends
+    before training: a refused option, a finished model)."""
+
+    def __init__(self, ranks: distributed.Ranks) -> None:
+        self.ranks, self.sent = ranks, False
+
+    def send(self, plan: dict[str, Any]) -> None:
+        if self.ranks.active and not self.sent:
+            self.ranks.broadcast(plan)
+        self.sent = True
+
+    def close(self) -> None:
+        self.send({"stop": True})
+
+
+def _follow(session: xr.Dataset, ranks: distributed.Ranks, on_epoch_end: EpochCallback | None) -> None:
+    """A rank > 0 of a data-parallel fit: train with rank 0 on its plan; write nothing; return None."""
+    plan = ranks.broadcast(None)
+    if plan.get("stop"):
+        return None
+    config = plan["config"]
+    session, _ = drop_long_trials(session, config["training"].get("max_bins"))
+    device = resolve_device(config["training"]["device"], ranks)
+    out_dir = Path(plan["out_dir"])
+    run = Run(out_dir, device, use_bf16(config["training"]["precision"], device), False, on_epoch_end, ranks)
+    checkpoint = load_checkpoint(run.checkpoint_dir) if plan["checkpoint"] else None
+    _train_stages(session, run, config, plan["data"], np.asarray(plan["train"], dtype=np.int64),
+                  np.asarray(plan["val"], dtype=np.int64), checkpoint)
+    return None
 
 
 def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overrides: Mapping[str, Any] | None,
-                resume: bool, progress: bool, on_epoch_end: EpochCallback | None) -> LDNSModel:
+                resume: bool, progress: bool, on_epoch_end: EpochCallback | None, announcer: "_Announcer") -> LDNSModel:
     """`fit` with the target locked against a second process (see `fit` for the arguments).
 
     A new run that diverges leaves nothing behind: its directory could only be resumed into the same divergence
@@ -334,7 +375,7 @@ def _fit_locked(session: xr.Dataset, target: Path, *, preset: str | None, overri
     out_dir, replacing = _run_directory(target, resume)
     try:
         return _train_run(session, target, out_dir, replacing, preset=preset, overrides=overrides, resume=resume,
-                          progress=progress, on_epoch_end=on_epoch_end)
+                          progress=progress, on_epoch_end=on_epoch_end, announcer=announcer)
     except (TrainingDivergedError, OutputWriteError, OSError) as error:
         write_failed = as_output_write_error(error)
         if isinstance(error, OSError) and write_failed is None:
@@ -357,7 +398,7 @@ def _discard_new_run(out_dir: Path, target: Path) -> None:
 
 def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool, *, preset: str | None,
                overrides: Mapping[str, Any] | None, resume: bool, progress: bool,
-               on_epoch_end: EpochCallback | None) -> LDNSModel:
+               on_epoch_end: EpochCallback | None, announcer: _Announcer) -> LDNSModel:
     """The training run in `out_dir` (the target or its replacement's staging directory)."""
     described = _resume_description(out_dir, preset, overrides) if resume else None
     session, length_note = drop_long_trials(session, max_bins_setting(described, preset, overrides))
@@ -368,9 +409,10 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
         config, (train_pos, val_pos, val_source) = sized_config(session, preset or DEFAULT_PRESET, overrides)
     seed = int(config["seed"])
     data = describe_data(session, config, train_pos, val_pos, val_source)
-    cond = _conditions(session, data, train_pos)
-    device = resolve_device(config["training"]["device"])
-    run = Run(out_dir, device, use_bf16(config["training"]["precision"], device), progress, on_epoch_end)
+    _conditions(session, data, train_pos)  # a bad condition is refused before anything is written
+    device = resolve_device(config["training"]["device"], announcer.ranks)
+    run = Run(out_dir, device, use_bf16(config["training"]["precision"], device), progress, on_epoch_end,
+              announcer.ranks)
     if length_note:
         run.say(length_note)
 
@@ -407,22 +449,42 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
     if "held out" in val_source:
         run.say(f"the session has no 'val' trials: {val_source} for validation")
 
-    torch.manual_seed(seed)
-    autoencoder, denoiser = build_networks(config, data)
+    checkpoint_given = checkpoint is not None
     if checkpoint is None and not (out_dir / "autoencoder.safetensors").is_file():
         from nwb_ldns.models import count_parameters
 
+        probe = build_networks(config, data)
         run.log({"event": "start", "device": str(device), "bf16": run.bf16, "n_train": data["n_train"],
                  "n_val": data["n_val"], "val_source": val_source,
                  "reader_notes": json.loads(session.attrs.get("reader_notes") or "[]"),
-                 "parameters": {"autoencoder": count_parameters(autoencoder), "denoiser": count_parameters(denoiser)}})
-    if checkpoint is None and not (out_dir / "autoencoder.safetensors").is_file() and device.type == "cpu":
-        from nwb_ldns.training.timing import estimate_fit_seconds, format_duration
+                 "parameters": {"autoencoder": count_parameters(probe[0]), "denoiser": count_parameters(probe[1])},
+                 **({"processes": run.ranks.world} if run.ranks.active else {})})
+        if device.type == "cpu":
+            from nwb_ldns.training.timing import estimate_fit_seconds, format_duration
 
-        estimate = estimate_fit_seconds(config, data["n_train"], data["n_bins"])
-        run.say(f"estimated fit time on 2 CPU cores: at most {format_duration(estimate['total'])} (autoencoder "
-                f"{format_duration(estimate['autoencoder'])}, diffusion {format_duration(estimate['diffusion'])}); "
-                "early stopping usually ends sooner")
+            estimate = estimate_fit_seconds(config, data["n_train"], data["n_bins"])
+            run.say(f"estimated fit time on 2 CPU cores: at most {format_duration(estimate['total'])} (autoencoder "
+                    f"{format_duration(estimate['autoencoder'])}, diffusion {format_duration(estimate['diffusion'])}); "
+                    "early stopping usually ends sooner")
+    announcer.send({"config": config, "data": data, "out_dir": str(out_dir), "train": train_pos.tolist(),
+                    "val": val_pos.tolist(), "checkpoint": checkpoint_given})
+    train, val = _train_stages(session, run, config, data, train_pos, val_pos, checkpoint)
+    model = LDNSModel.load(out_dir, device=device)
+    _check_quality(run, model, train, val, seed)
+    model = _finish(model, target, replacing)
+    run.say(f"model written to {target} in {time.time() - run.started:.0f} s")
+    return model
+
+
+def _train_stages(session: xr.Dataset, run: Run, config: dict[str, Any], data: dict[str, Any], train_pos: np.ndarray,
+                  val_pos: np.ndarray, checkpoint: dict[str, Any] | None
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Autoencoder, spike history, latents and denoiser, on every rank of a data-parallel run (only rank 0
+    writes); returns the train and val tensors for the held-out check."""
+    seed, device, out_dir = int(config["seed"]), run.device, run.out_dir
+    cond = _conditions(session, data, train_pos)
+    torch.manual_seed(seed)
+    autoencoder, denoiser = build_networks(config, data)
     train, val = _tensors(session, train_pos), _tensors(session, val_pos)
     if getattr(autoencoder, "rate_offset", None) is not None:
         autoencoder.set_rate_offset(train_psth(train["counts"], train["mask"],
@@ -438,12 +500,13 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
         best, summary = train_autoencoder(autoencoder, train, val, config["autoencoder"], seed, run, ae_resume)
         autoencoder.load_state_dict(best)
         run.log({"stage": "autoencoder", "event": "done", **summary})  # before the file: a resume keeps it
-        write_bytes(ae_path, state_bytes(autoencoder))
+        if run.writes:
+            write_bytes(ae_path, state_bytes(autoencoder))
         run.say(f"autoencoder: best validation Poisson NLL {summary['best_val_poisson_nll']:.4f} at epoch "
                 f"{summary['best_epoch']} -> {ae_path}")
     autoencoder.to(device)
-    if config["spike_history"]["enabled"] and not (out_dir / HISTORY_FILE).is_file():
-        fit_history_stage(autoencoder, train, config, seed + 3, run, out_dir)
+    if config["spike_history"]["enabled"] and run.writes and not (out_dir / HISTORY_FILE).is_file():
+        fit_history_stage(autoencoder, train, config, seed + 3, run, out_dir)  # rank 0 alone: a small GLM
 
     z = encode(autoencoder, train["counts"], config["autoencoder"]["batch_size"], device)
     latents, extra, stats = build_latent_set(z, train["mask"], data["length_mask"], config["latents"]["clip"])
@@ -455,7 +518,8 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
     weight = train["mask"][..., None].to(train["counts"].dtype)
     stats["train_mean_count_per_bin"] = float((train["counts"] * weight).sum() / (weight.sum() * z.new_tensor(
         float(train["counts"].shape[2]))).clamp_min(1.0))  # what `sample` compares generated spike counts with
-    write_bytes(out_dir / "latent_stats.json", json.dumps(stats, indent=2).encode())
+    if run.writes:
+        write_bytes(out_dir / "latent_stats.json", json.dumps(stats, indent=2).encode())
 
     val_set = None
     if config["diffusion"]["val_every"] and val["counts"].shape[0]:
@@ -468,12 +532,9 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
                                         val=val_set, masked=bool(data["length_mask"]))
     denoiser.load_state_dict(ema_state)
     run.log({"stage": "diffusion", "event": "done", **summary})
-    write_bytes(out_dir / "denoiser.safetensors", state_bytes(denoiser))  # last: marks the model complete
-    model = LDNSModel.load(out_dir, device=device)
-    _check_quality(run, model, train, val, seed)
-    model = _finish(model, target, replacing)
-    run.say(f"model written to {target} in {time.time() - run.started:.0f} s")
-    return model
+    if run.writes:
+        write_bytes(out_dir / "denoiser.safetensors", state_bytes(denoiser))  # last: marks the model complete
+    return train, val
 
 
 def _check_quality(run: Run, model: LDNSModel, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
