@@ -160,11 +160,10 @@ def _build_nwbfile(session: str, parts: list[SplitPart]):
     return nwb
 
 
-def convert_willett(competition_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
-    """Convert every session of a competitionData folder; returns the NWB paths written, in session order."""
-    from pynwb import NWBHDF5IO
-    from tqdm.auto import tqdm
-
+def _plan(competition_dir: str | Path, out_dir: str | Path, overwrite: bool
+          ) -> tuple[dict[str, list[SessionFile]], dict[str, Path], list[Path]]:
+    """(sessions, their targets, every input file) after the checks that concern the whole command: the folder
+    layout, existing outputs (without overwrite) and the output rule."""
     sessions = find_session_files(competition_dir)
     out_dir = Path(out_dir)
     targets = {session: out_dir / output_name(session) for session in sessions}
@@ -174,18 +173,61 @@ def convert_willett(competition_dir: str | Path, out_dir: str | Path, *, overwri
             f"{existing[0]} already exists ({len(existing)} of {len(targets)} outputs); pass --overwrite to "
             "replace them or choose another OUT_DIR"
         )
-    files: list[SessionFile] = [file for group in sessions.values() for file in group]
-    for file in files:  # fail before writing anything
-        check_file(file)
-    inputs = [file.path for file in files]
+    inputs = [file.path for group in sessions.values() for file in group]
     for target in targets.values():
         check_output(target, kind="nwb", overwrite=overwrite, inputs=inputs, option="OUT_DIR")
+    return sessions, targets, inputs
+
+
+def _write_session(session: str, group: list[SessionFile], target: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Read one session's files and write its NWB file atomically (complete under its name, or absent)."""
+    from pynwb import NWBHDF5IO
+
+    parts = [read_part(file) for file in group]
+    with atomic_output(target, overwrite=overwrite, kind="nwb", inputs=inputs, option="OUT_DIR") as tmp:
+        with hdf5_writer(tmp) as h5, NWBHDF5IO(file=h5, mode="w") as io:
+            io.write(_build_nwbfile(session, parts))
+
+
+def convert_willett(competition_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Convert every session of a competitionData folder; returns the NWB paths written, in session order.
+
+    Every file's header is checked first, so a damaged file stops the conversion before anything is written
+    (`convert_willett_sessions` instead converts each session on its own and reports the failures).
+    """
+    from tqdm.auto import tqdm
+
+    sessions, targets, inputs = _plan(competition_dir, out_dir, overwrite)
+    for group in sessions.values():  # fail before writing anything
+        for file in group:
+            check_file(file)
     written = []
     for session, group in tqdm(sessions.items(), desc="Willett sessions", unit="session", disable=None):
-        parts = [read_part(file) for file in group]
-        with atomic_output(targets[session], overwrite=overwrite, kind="nwb", inputs=inputs,
-                           option="OUT_DIR") as tmp:
-            with hdf5_writer(tmp) as h5, NWBHDF5IO(file=h5, mode="w") as io:
-                io.write(_build_nwbfile(session, parts))
+        _write_session(session, group, targets[session], inputs, overwrite)
         written.append(targets[session])
     return written
+
+
+def convert_willett_session(session: str, files: list[tuple[str, str]], target: str, inputs: list[str],
+                            overwrite: bool = False, emit=None) -> str:
+    """Convert one session (its (path, split) files) to `target`: the picklable task of `convert_willett_sessions`."""
+    group = [SessionFile(Path(path), session, split) for path, split in files]
+    for file in group:
+        check_file(file)
+    _write_session(session, group, Path(target), [Path(p) for p in inputs], overwrite)
+    return target
+
+
+def convert_willett_sessions(competition_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False,
+                             jobs: int = 1, executor=None, progress: bool = True) -> list:
+    """Convert each session as its own task (`jobs` processes, or a caller's concurrent.futures executor): a session
+    whose files are damaged fails alone, with its error in its outcome, and the others are still written.
+    Returns one `nwb_ldns.batch.SessionOutcome` per session, in session order."""
+    from nwb_ldns.batch import Task, run_tasks
+
+    sessions, targets, inputs = _plan(competition_dir, out_dir, overwrite)
+    tasks = [Task(session, str(targets[session]), convert_willett_session,
+                  {"session": session, "files": [(str(file.path), file.split) for file in group],
+                   "target": str(targets[session]), "inputs": [str(p) for p in inputs], "overwrite": overwrite})
+             for session, group in sessions.items()]
+    return run_tasks(tasks, jobs=jobs, executor=executor, progress=progress)

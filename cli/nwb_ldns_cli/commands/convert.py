@@ -49,7 +49,13 @@ def lorenz(out: Path, trials: int, neurons: int, bins: int, seed: int, bin_width
 @click.argument("competition_data_dir", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="Replace output files that already exist in OUT_DIR.")
-def willett(competition_data_dir: Path, out_dir: Path, overwrite: bool) -> None:
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Convert J sessions at once, each in its own process. Each session is then converted on its own: "
+              "a session with a damaged file is reported in the summary table and the others are still written "
+              "(exit code 0: all ok; 2: every failure was an input error; 1: an unexpected error). Without --jobs a "
+              "damaged file stops the conversion before anything is written.")
+@click.option("--quiet", is_flag=True, help="With --jobs: hide the per-session progress lines.")
+def willett(competition_data_dir: Path, out_dir: Path, overwrite: bool, jobs: int | None, quiet: bool) -> None:
     """Convert the Willett 2023 speech-BCI competitionData release: one NWB file per session.
 
     COMPETITION_DATA_DIR holds train/, test/ and optionally competitionHoldOut/ with t12.YYYY.MM.DD.mat files
@@ -58,6 +64,17 @@ def willett(competition_data_dir: Path, out_dir: Path, overwrite: bool) -> None:
     """
     from nwb_ldns.convert import convert_willett
 
+    if jobs is not None:
+        from nwb_ldns.batch import exit_code, summary_table
+        from nwb_ldns.convert.willett import convert_willett_sessions
+        from nwb_ldns_cli.many import echo_outcomes
+
+        outcomes = convert_willett_sessions(competition_data_dir, out_dir, overwrite=overwrite, jobs=jobs,
+                                            progress=not quiet)
+        echo_outcomes(outcomes, quiet, summary_table(outcomes, output_header="NWB file"))
+        if exit_code(outcomes):
+            click.get_current_context().exit(exit_code(outcomes))
+        return
     paths = convert_willett(competition_data_dir, out_dir, overwrite=overwrite)
     for path in paths:
         click.echo(f"wrote {path}")

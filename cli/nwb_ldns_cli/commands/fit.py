@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlparse
 
 import click
 
@@ -13,12 +12,10 @@ from nwb_ldns_cli.session_options import load_sessions_from_options, session_opt
 
 
 def default_model_dir(session: str) -> Path:
-    """<stem>.ldns beside a local session (in the current directory for a URL)."""
-    if "://" in session:
-        return Path(Path(urlparse(session).path).name or "session").with_suffix(".ldns")
-    path = Path(session)
-    name = path.name[: -len(".nwb.zarr")] if path.name.endswith(".nwb.zarr") else path.stem
-    return path.with_name(name + ".ldns")
+    """<stem>.ldns beside a local session (in the current directory for a URL); `fit --out-dir` uses the name."""
+    from nwb_ldns.batch import model_name
+
+    return Path(model_name(session)) if "://" in session else Path(session).with_name(model_name(session))
 
 
 def condition_variable(column: str) -> str:
@@ -60,6 +57,14 @@ def next_options(model, sessions: tuple[str, ...]) -> str:
 @click.argument("session", metavar="SESSION...", nargs=-1, required=True)
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Model directory to write. Default: <session stem>.ldns beside the session file.")
+@click.option("--out-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Fit one model per SESSION into DIR/<session stem>.ldns (instead of one pooled model), --jobs at "
+              "a time; every other option applies to each session. Ends with a summary table; a failing session "
+              "does not stop the others. Exit code 0: all ok; 2: every failure was an input or option error; 1: "
+              "an unexpected error (a bug).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="With --out-dir: sessions fitted at once, each in its own process with cpu_count/J torch threads "
+              "(default 1: one after the other).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
               help="Hyper-parameter preset: auto (sized from the session's trials x bins x units, with early stopping "
               "and a PSTH rate offset; ours), lorenz, monkey, human (the LDNS paper's settings) or tiny (tests). "
@@ -89,13 +94,14 @@ def next_options(model, sessions: tuple[str, ...]) -> str:
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory at --out.")
 @click.option("--quiet", is_flag=True, help="Hide the progress bars.")
 @session_options
-def fit(session: tuple[str, ...], out: Path | None, preset: str | None, set_items: tuple[str, ...], epochs: int | None,
-        seed: int | None, condition: str | None, spike_history: bool, resume: bool, dry_run: bool, overwrite: bool,
-        quiet: bool, **session_opts) -> None:
+def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: int | None, preset: str | None,
+        set_items: tuple[str, ...], epochs: int | None, seed: int | None, condition: str | None, spike_history: bool,
+        resume: bool, dry_run: bool, overwrite: bool, quiet: bool, **session_opts) -> None:
     """Train an LDNS model on the train split of SESSION (an NWB file, .nwb.zarr store or URL).
 
     Several sessions with the same units/channels train one model on all their trials, each session keeping its
     own train/val/test split (the LDNS human model pools every recording day); they need an explicit --out.
+    With --out-dir DIR each session gets its own model instead, DIR/<session stem>.ldns (--jobs J at a time).
 
     Writes a model directory of plain files (config.json, safetensors weights, latent statistics, training log,
     checkpoints) that `nwb-ldns sample` reads.
@@ -110,6 +116,13 @@ def fit(session: tuple[str, ...], out: Path | None, preset: str | None, set_item
         overrides["seed"] = seed
     if spike_history:
         overrides["spike_history.enabled"] = True
+    if out_dir is not None or jobs is not None:  # one model per session (nwb_ldns.batch)
+        from nwb_ldns_cli.many import fit_many
+
+        fit_many(session, out=out, out_dir=out_dir, jobs=jobs, dry_run=dry_run, quiet=quiet, session_opts=session_opts,
+                 fit_options={"preset": preset, "overrides": overrides, "condition": condition, "resume": resume,
+                              "overwrite": overwrite})
+        return
     if len(session) > 1 and out is None and not dry_run:
         from nwb_ldns.errors import OptionError
 
