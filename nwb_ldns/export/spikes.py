@@ -3,10 +3,13 @@
 `counts_to_spike_arrays` is the one implementation of the project's counts -> spike-times rule (k spikes evenly
 inside a bin: t0 + dt*j/(k+1), rounded to 1 us; used by the converters, the synthetic writer and the test
 fixtures), returning the flat array + cumulative index a Units table stores, without a per-unit Python loop;
+`spike_time_blocks` applies it block by block for a write that cannot hold every spike time at once;
 `spike_arrays_to_counts` is its inverse for trials laid out on one timeline.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -96,3 +99,42 @@ def spike_arrays_to_counts(
     flat = (trial[inside] * n_bins + bins[inside]) * n_units + unit[inside]
     counts = np.bincount(flat, minlength=n_trials * n_bins * n_units)
     return counts.reshape(n_trials, n_bins, n_units)
+
+
+def spike_time_blocks(
+    read_counts: Callable[[slice, slice], np.ndarray],
+    shape: tuple[int, int, int],
+    bin_width: float,
+    trial_starts: np.ndarray,
+    unit_totals: np.ndarray,
+    *,
+    budget_cells: int = 1 << 22,
+    on_units: Callable[[int], None] | None = None,
+) -> Iterator[np.ndarray]:
+    """The flat, unit-major spike times of counts read block by block, by `counts_to_spike_arrays` (the one rule).
+
+    Why: a Units table's spike_times for 100,000 trials do not fit in memory; this yields them in order while
+    holding about `budget_cells` counts at once. `read_counts(units, trials)` returns (trials, time, units)
+    counts; all trials of several units are read at once when they fit the budget, else one unit in trial blocks
+    (trials lie one after another, so each unit's times stay sorted). Each unit's spike total must equal
+    `unit_totals` (the index written up front); `on_units(k)` reports k more units done.
+    """
+    n_trials, n_bins, n_units = shape
+    starts = np.asarray(trial_starts, dtype=np.float64)
+    group = int(min(n_units, max(1, budget_cells // max(n_trials * n_bins, 1))))
+    trials_per_block = n_trials if group > 1 else int(max(1, budget_cells // max(n_bins, 1)))
+    for u0 in range(0, n_units, group):
+        u1 = min(u0 + group, n_units)
+        made = np.zeros(u1 - u0, dtype=np.int64)
+        for t0 in range(0, n_trials, trials_per_block):
+            t1 = min(t0 + trials_per_block, n_trials)
+            times, index = counts_to_spike_arrays(read_counts(slice(u0, u1), slice(t0, t1)), bin_width, starts[t0:t1])
+            made += np.diff(index, prepend=0)
+            if times.size:
+                yield times
+        if not np.array_equal(made, unit_totals[u0:u1]):
+            raise SessionContentError(f"units {u0}..{u1 - 1} gave {made.tolist()} spikes, not the "
+                                      f"{np.asarray(unit_totals[u0:u1]).tolist()} counted before the write; the "
+                                      "generated counts changed while writing, generate them again")
+        if on_units is not None:
+            on_units(u1 - u0)
