@@ -59,8 +59,12 @@ def make_session_dataset(
     extra_unit_vars: Mapping[str, np.ndarray] | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """Build a session Dataset with the documented names from plain arrays (counts is trial x time x unit)."""
-    counts = np.asarray(counts, dtype=np.float32)
+    """Build a session Dataset with the documented names from plain arrays (counts is trial x time x unit, or
+    the on-disk counts cache of a big session, nwb_ldns.data.counts_cache.LazyCounts, kept lazy)."""
+    from nwb_ldns.data.counts_cache import LazyCounts, lazy_variable
+
+    lazy = isinstance(counts, LazyCounts)
+    counts = counts if lazy else np.asarray(counts, dtype=np.float32)
     if counts.ndim != 3:
         raise SessionContentError(f"counts must be (trial, time, unit), got shape {counts.shape}")
     n_trials, n_bins, n_units = counts.shape
@@ -70,7 +74,7 @@ def make_session_dataset(
     unit_ids = np.arange(n_units, dtype=np.int64) if unit_ids is None else np.asarray(unit_ids, np.int64)
     align_time = np.zeros(n_trials) if align_time is None else np.asarray(align_time, dtype=np.float64)
     data_vars: dict[str, Any] = {
-        "counts": (("trial", "time", "unit"), counts),
+        "counts": lazy_variable(counts) if lazy else (("trial", "time", "unit"), counts),
         "mask": (("trial", "time"), mask),
         "split": (("trial",), split.astype(str)),
         "align_time": (("trial",), align_time),
@@ -102,11 +106,14 @@ def validate_session_dataset(ds: xr.Dataset) -> None:
         raise SessionContentError("session has no trials; check the trial table and window options")
     if ds.sizes["unit"] == 0:
         raise SessionContentError("session has no units; check the units filter")
-    counts = ds["counts"].values
-    if not np.all(np.isfinite(counts)):
-        raise SessionContentError("counts contain NaN or infinite values")
-    if (counts < 0).any():
-        raise SessionContentError("counts contain negative values")
+    from nwb_ldns.data.counts_cache import stored_dtype, trial_blocks
+
+    if getattr(stored_dtype(ds["counts"]), "kind", "f") == "f":  # a cache of unsigned integers needs no check
+        for _, counts in trial_blocks(ds["counts"]):  # block by block: a cached session never sits in memory
+            if not np.all(np.isfinite(counts)):
+                raise SessionContentError("counts contain NaN or infinite values")
+            if (counts < 0).any():
+                raise SessionContentError("counts contain negative values")
     if not ds["mask"].values.any(axis=1).all():
         empty = ds["trial"].values[~ds["mask"].values.any(axis=1)]
         raise SessionContentError(f"trials {empty[:10].tolist()} have no valid bins (empty trials)")

@@ -10,6 +10,7 @@ counts there are set to 0 and a warning says how many (unit, bin) pairs that tou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -19,12 +20,15 @@ from typing import Any, Callable
 import numpy as np
 import xarray as xr
 
-from nwb_ldns.data import binning, nlb, tables
+from nwb_ldns.data import binning, counts_cache, nlb, tables
+from nwb_ldns.data.counts_cache import LazyCounts
 from nwb_ldns.data.opening import OpenedSource, open_nwb
 from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.data.selection import select_rows, unit_selection
+from nwb_ldns.data.spike_stream import BYTES_PER_SPIKE, SpikeTimes, check_numeric_dtype
 from nwb_ldns.data.windows import Windows, check_disjoint_warning, fixed_windows, trial_windows
-from nwb_ldns.errors import OptionError, SessionContentError
+from nwb_ldns.errors import OptionError, OutputExistsError, OutputWriteError, SessionContentError
+from nwb_ldns.limits import check_session_size
 
 DEFAULT_BIN_WIDTH = 0.01
 
@@ -129,7 +133,7 @@ def provenance_bin_width(nwbfile) -> float | None:
 class _Counts:
     """What either counts source (Units or TimeSeries) hands back."""
 
-    counts: np.ndarray  # (trial, time, unit) float32
+    counts: np.ndarray | None  # (trial, time, unit) float32; None until a Units source bins the kept trials
     observed: np.ndarray  # (trial, time) bool
     unit_ids: np.ndarray
     unit_vars: dict[str, np.ndarray]
@@ -143,6 +147,13 @@ class _Reader:
         self.nwbfile = opened.nwbfile
         self.split_seed = split_seed
         self.objects = tables.catalog(self.nwbfile)
+        self._sha256: str | None = None
+
+    def sha256(self) -> str:
+        """sha256 of the local source (hashed once per read: the attrs and the counts cache key both use it)."""
+        if self._sha256 is None:
+            self._sha256 = self.opened.sha256()
+        return self._sha256
 
     # -- discovery ---------------------------------------------------------------------------------------------
     def paths(self, predicate) -> list[str]:
@@ -238,7 +249,13 @@ class _Reader:
             )
         check_disjoint_warning(windows)
 
+        if isinstance(source, _UnitsSource):
+            source.cache_options = {"bin_width": width, "trials_table": trials_table, "align": align,
+                                    "window": window, "window_length": window_length, "unit_filter": unit_filter,
+                                    "split_seed": self.split_seed,
+                                    "complete_trials_only": self.rules.complete_trials_only}
         result = source.counts(windows)
+        all_windows, kept = windows, None
         valid = windows.valid() & result.observed
         empty = ~valid.any(axis=1)
         if empty.any():
@@ -257,9 +274,14 @@ class _Reader:
                     "every trial lies outside the observed data (obs_intervals or the counts series' samples); "
                     "check --trials-table/--window"
                 )
-            windows = windows.subset(keep)
-            valid, result.counts = valid[keep], result.counts[keep]
-        result.counts[~valid] = 0
+            windows, kept = windows.subset(keep), keep
+            valid = valid[keep]
+            if result.counts is not None:
+                result.counts = result.counts[keep]
+        if result.counts is None:  # spike times: binned now, for the kept trials only
+            result.counts = source.bin(all_windows, kept, valid)
+        else:
+            result.counts[~valid] = 0
         for note in windows.notes:
             warnings.warn(note, stacklevel=3)
 
@@ -322,7 +344,7 @@ class _Reader:
         return {
             "source_path": self.opened.source_path,
             "source_identifier": str(nwbfile.identifier),
-            "source_sha256": self.opened.sha256(),
+            "source_sha256": self.sha256(),
             "source_units_object_id": result.units_object_id,
             "source_session_description": str(nwbfile.session_description or ""),
             "source_session_start_time": start.isoformat() if start is not None else "",
@@ -366,9 +388,14 @@ def subject_json(subject) -> str:
 
 
 class _UnitsSource:
-    """Counts from spike times of a Units table."""
+    """Counts from spike times of a Units table, read, checked and binned unit chunk by unit chunk.
+
+    Nothing holds every spike time at once (nwb_ldns.data.spike_stream); counts that do not fit the memory budget
+    (nwb_ldns.data.counts_cache) are binned into the on-disk counts cache instead of an array.
+    """
 
     def __init__(self, reader: _Reader, name: str, unit_filter: str | None) -> None:
+        self.reader = reader
         self.path, self.table = reader.units(name)
         self.bin_width = None
         self.locations = electrode_locations(self.table)
@@ -377,19 +404,21 @@ class _UnitsSource:
         self.rows = np.flatnonzero(selected)
         ids = tables.flat_data(self.table.id).astype(np.int64)
         self.all_ids = ids
-        spike_times, index = tables.ragged(self.table, "spike_times")
-        spike_times = _numeric(spike_times, f"{self.path}/spike_times", "spike times in seconds")
-        self.spike_times, self.index = _select_ragged(spike_times, index, self.rows)
-        _check_spike_times(self.spike_times, self.index, ids[self.rows], self.path)
+        data, index = tables.ragged_lazy(self.table, "spike_times")
+        check_numeric_dtype(data, f"{self.path}/spike_times", "spike times in seconds")
+        self.spikes = SpikeTimes(data, index, self.rows, ids[self.rows], self.path)
+        self.spikes.scan(counts_cache.chunk_bytes() // BYTES_PER_SPIKE)
         self.obs = None
         if tables.has_column(self.table, "obs_intervals"):
             obs, obs_index = tables.ragged(self.table, "obs_intervals")
             obs = _numeric(obs, f"{self.path}/obs_intervals", "[start, stop] times in seconds").reshape(-1, 2)
             self.obs = _select_ragged(obs, obs_index, self.rows)
+        self.cache_options: dict[str, Any] = {}
+        self.cached = False  # whether the last counts() went to the on-disk cache
 
     @property
     def n_units(self) -> int:
-        return len(self.index)
+        return len(self.spikes)
 
     def check_bin_width(self, width: float) -> None:
         return None
@@ -398,14 +427,15 @@ class _UnitsSource:
         """Recording span for --window-length: the obs_intervals' extent, else first to last spike."""
         if self.obs is not None and len(self.obs[0]):
             return float(self.obs[0][:, 0].min()), float(self.obs[0][:, 1].max())
-        if len(self.spike_times) == 0:
+        if self.spikes.n_spikes == 0:
             raise SessionContentError(f"{self.path} holds no spikes in the selected units; check --units-filter")
-        return float(np.floor(self.spike_times.min() * 1e6) / 1e6), float(self.spike_times.max())
+        return float(np.floor(self.spikes.t_min * 1e6) / 1e6), float(self.spikes.t_max)
 
     def recording(self, table) -> tuple[float, float]:
         """Time range a trial window may cover: from 0 to the last spike, trial stop or observed interval."""
-        ends = [float(self.spike_times.max())] if len(self.spike_times) else []
-        begin = min(0.0, float(self.spike_times.min())) if len(self.spike_times) else 0.0
+        has_spikes = self.spikes.n_spikes > 0
+        ends = [float(self.spikes.t_max)] if has_spikes else []
+        begin = min(0.0, float(self.spikes.t_min)) if has_spikes else 0.0
         if self.obs is not None and len(self.obs[0]):
             ends.append(float(self.obs[0][:, 1].max()))
         stop = tables.flat_data(tables.column(table, "stop_time")).astype(np.float64)
@@ -413,43 +443,53 @@ class _UnitsSource:
             ends.append(float(np.nanmax(stop)))
         return begin, max(ends) if ends else 0.0
 
+    # -- observation (obs_intervals) ---------------------------------------------------------------------------
+    def _obs_chunk(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(intervals, end offsets, has-intervals) of selected units first..last."""
+        obs_data, obs_index = self.obs
+        begin = int(obs_index[first - 1]) if first else 0
+        index = np.asarray(obs_index[first:last], dtype=np.int64) - begin
+        data = obs_data[begin:int(obs_index[last - 1])] if last > first else obs_data[:0]
+        return data, index, np.diff(np.concatenate([[0], index])) > 0
+
+    def _seen(self, first: int, last: int, centers: np.ndarray) -> np.ndarray:
+        """(units first..last, bins) bool: is each bin centre inside that unit's obs_intervals (units without
+        intervals carry no information: always observed)."""
+        data, index, has = self._obs_chunk(first, last)
+        matrix = binning.observed_matrix(data, index, centers)
+        matrix[~has] = True
+        return matrix
+
+    def _obs_chunks(self, n_bins: int) -> list[tuple[int, int]]:
+        units = max(1, counts_cache.chunk_bytes() // max(n_bins, 1))
+        return [(first, min(first + units, self.n_units)) for first in range(0, self.n_units, units)]
+
     def counts(self, windows: Windows) -> _Counts:
+        """The observed bins now (counts=None): `bin` fills the counts once the reader knows the kept trials."""
         starts, dest = windows.bin_grid()
         n_trials, n_max = len(windows.trial_ids), windows.n_max
-        layer = window_layers(windows)[dest // max(n_max, 1)]
-        flat = np.zeros((n_trials * n_max, len(self.index)), dtype=np.float32)
-        for number in range(int(layer.max()) + 1 if len(layer) else 0):
-            chosen = layer == number  # bins of mutually disjoint windows: the fast binning path applies
-            flat += binning.bin_spike_times(
-                self.spike_times, self.index, starts[chosen], windows.bin_width, dest[chosen], n_trials * n_max
-            )
-        counts = flat.reshape(n_trials, n_max, len(self.index))
         observed = np.ones((n_trials, n_max), dtype=bool)
-        if self.obs is not None:
-            obs_data, obs_index = self.obs
-            lengths = np.diff(np.concatenate([[0], obs_index]))
-            has = lengths > 0  # units without intervals carry no information: treated as always observed
-            if has.any():
-                matrix = binning.observed_matrix(obs_data, obs_index, starts + windows.bin_width / 2)
-                matrix[~has] = True
-                seen_by_all = matrix.all(axis=0)
-                seen_by_any = matrix.any(axis=0)
-                obs_flat = np.zeros(n_trials * n_max, dtype=bool)
-                obs_flat[dest] = seen_by_any
-                observed = obs_flat.reshape(n_trials, n_max)
-                partial = np.flatnonzero(seen_by_any & ~seen_by_all)
-                if len(partial):
-                    unseen = ~matrix[:, partial]  # (unit, bin)
-                    rows = np.broadcast_to(dest[partial], unseen.shape)[unseen]
-                    cols = np.nonzero(unseen)[0]
-                    flat_view = counts.reshape(n_trials * n_max, -1)
-                    flat_view[rows, cols] = 0
-                    warnings.warn(
-                        f"{int(unseen.sum())} (unit, bin) pairs lie outside that unit's obs_intervals while "
-                        "other units "
-                        "are observed; their counts are set to 0",
-                        stacklevel=4,
-                    )
+        self.partial = np.zeros(0, dtype=np.int64)  # bins some, not all, units observe
+        if self.obs is not None and (np.diff(np.concatenate([[0], self.obs[1]])) > 0).any():
+            centers = starts + windows.bin_width / 2
+            seen_by_all = np.ones(len(starts), dtype=bool)
+            seen_by_any = np.zeros(len(starts), dtype=bool)
+            for first, last in self._obs_chunks(len(starts)):
+                matrix = self._seen(first, last, centers)
+                seen_by_all &= matrix.all(axis=0)
+                seen_by_any |= matrix.any(axis=0)
+            obs_flat = np.zeros(n_trials * n_max, dtype=bool)
+            obs_flat[dest] = seen_by_any
+            observed = obs_flat.reshape(n_trials, n_max)
+            self.partial = np.flatnonzero(seen_by_any & ~seen_by_all)
+            if len(self.partial):
+                unseen = sum(int((~self._seen(first, last, centers[self.partial])).sum())
+                             for first, last in self._obs_chunks(len(self.partial)))
+                warnings.warn(
+                    f"{unseen} (unit, bin) pairs lie outside that unit's obs_intervals while other units "
+                    "are observed; their counts are set to 0",
+                    stacklevel=4,
+                )
         unit_vars = {}
         for name in tables.scalar_columns(self.table, skip=("spike_times",)):
             values = tables.scalar_values(tables.column(self.table, name))
@@ -457,7 +497,128 @@ class _UnitsSource:
                 unit_vars[f"unit_{name}"] = values[self.rows]
         if self.locations is not None and "unit_location" not in unit_vars:
             unit_vars["unit_location"] = self.locations[self.rows]
-        return _Counts(counts, observed, self.all_ids[self.rows], unit_vars, str(self.table.object_id or ""))
+        return _Counts(None, observed, self.all_ids[self.rows], unit_vars, str(self.table.object_id or ""))
+
+    # -- binning -----------------------------------------------------------------------------------------------
+    def bin(self, windows: Windows, keep: np.ndarray | None, valid: np.ndarray) -> np.ndarray | LazyCounts:
+        """Counts (kept trials, bins, units), 0 outside `valid`: float32 in memory, or the on-disk cache when they
+        exceed the memory budget (local files only)."""
+        n_kept, n_max = (int(keep.sum()) if keep is not None else len(windows.trial_ids)), windows.n_max
+        plan = _BinPlan(windows, self.partial)
+        self.cached = False
+        if counts_cache.counts_in_memory(n_kept, n_max, self.n_units) or self.reader.opened.local_path is None:
+            if self.reader.opened.local_path is None:  # a remote file is binned in memory: refuse what cannot fit
+                check_session_size(n_kept, n_max, self.n_units, "read fewer trials or units, or download the "
+                                   "file and read the local copy (big local sessions are binned to disk)")
+            flat = np.zeros((plan.out_size, self.n_units), dtype=np.float32)
+            for first, last, spikes, index in self.spikes.chunks(counts_cache.chunk_bytes() // BYTES_PER_SPIKE,
+                                                                 plan.max_units()):
+                flat[:, first:last] = self._bin_chunk(plan, first, last, spikes, index)
+            counts = flat.reshape(len(windows.trial_ids), n_max, self.n_units)
+            if keep is not None:
+                counts = counts[keep]
+            counts[~valid] = 0
+            return counts
+        self.cached = True
+        return self._cached_counts(plan, keep, valid, (n_kept, n_max, self.n_units))
+
+    def _bin_chunk(self, plan: "_BinPlan", first: int, last: int, spikes: np.ndarray, index: np.ndarray
+                   ) -> np.ndarray:
+        """(out_size, last - first) float32 counts of units first..last, 0 where only other units observe."""
+        part = None
+        for starts, dest in plan.layers:  # bins of mutually disjoint windows: the fast binning path applies
+            counts = binning.bin_spike_times(spikes, index, starts, plan.width, dest, plan.out_size)
+            part = counts if part is None else part + counts
+        if part is None:
+            part = np.zeros((plan.out_size, last - first), dtype=np.float32)
+        if len(plan.partial):
+            unseen = ~self._seen(first, last, plan.centers[plan.partial])  # (unit, bin)
+            rows = np.broadcast_to(plan.dest[plan.partial], unseen.shape)[unseen]
+            part[rows, np.nonzero(unseen)[0]] = 0
+        return part
+
+    def _cached_counts(self, plan: "_BinPlan", keep: np.ndarray | None, valid: np.ndarray,
+                       shape: tuple[int, int, int]) -> LazyCounts:
+        """The counts from the on-disk cache, binned into it first unless an intact one exists."""
+        grid = hashlib.sha256()
+        for array in (plan.starts, plan.dest, keep if keep is not None else np.zeros(0, bool), valid, self.rows):
+            grid.update(np.ascontiguousarray(array).tobytes())
+        options = {**self.cache_options, "units": self.path, "shape": list(shape),
+                   "grid_sha256": grid.hexdigest(), "source_sha256": self.reader.sha256()}
+        key = counts_cache.cache_key(options["source_sha256"], options)
+        lazy = counts_cache.open_cache(key, shape)
+        if lazy is not None:
+            return lazy
+        unit_block = plan.max_units()
+        dtype = np.dtype(np.uint8)
+        while True:  # the smallest dtype that holds the counts; a rare overflow restarts with a wider one
+            top = 0.0
+            try:
+                with counts_cache.build_cache(key, shape, dtype, unit_block) as writer:
+                    chunks = self.spikes.chunks(1 << 62, unit_block)
+                    bar = _progress(len(self.spikes.unit_chunks(1 << 62, unit_block)), "binning to disk")
+                    for first, last, spikes, index in chunks:
+                        part = self._bin_chunk(plan, first, last, spikes, index)
+                        block = part.reshape(len(keep) if keep is not None else shape[0], shape[1], last - first)
+                        del part
+                        if keep is not None:
+                            block = block[keep]
+                        block[~valid] = 0
+                        top = max(top, float(block.max()) if block.size else 0.0)
+                        if top > _dtype_max(dtype):
+                            raise _Overflow(top)
+                        writer.write_units(first, block)
+                        bar.update(1)
+                    bar.close()
+                    writer.finish(key, options, top)
+            except _Overflow as overflow:
+                dtype = counts_cache.count_dtype(overflow.top)
+                continue
+            except OutputExistsError:
+                pass  # another process finished the same cache meanwhile: use it
+            break
+        lazy = counts_cache.open_cache(key, shape)
+        if lazy is None:
+            raise OutputWriteError(f"the counts cache {counts_cache.cache_root() / key} could not be read back "
+                                   f"after writing it; check the disk, or set {counts_cache.CACHE_ENV} to another "
+                                   "folder")
+        return lazy
+
+
+class _Overflow(Exception):
+    """A count above what the cache's dtype holds (the build restarts with a wider dtype)."""
+
+    def __init__(self, top: float) -> None:
+        super().__init__(top)
+        self.top = top
+
+
+def _dtype_max(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if dtype.kind == "u" else float("inf")
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk", disable=total < 4 or None, leave=False, dynamic_ncols=True)
+
+
+class _BinPlan:
+    """The bin grid of the windows, split into layers of mutually disjoint windows, for binning unit chunks."""
+
+    def __init__(self, windows: Windows, partial: np.ndarray) -> None:
+        self.starts, self.dest = windows.bin_grid()
+        self.width = windows.bin_width
+        self.out_size = len(windows.trial_ids) * windows.n_max
+        self.centers = self.starts + windows.bin_width / 2
+        self.partial = partial
+        layer = window_layers(windows)[self.dest // max(windows.n_max, 1)]
+        self.layers = [(self.starts[layer == number], self.dest[layer == number])
+                       for number in range(int(layer.max()) + 1 if len(layer) else 0)]
+
+    def max_units(self) -> int:
+        """Units per chunk so that one chunk's float32 counts stay within the binning chunk budget."""
+        return max(1, counts_cache.chunk_bytes() // (4 * max(self.out_size, 1)))
 
 
 def electrode_locations(units) -> np.ndarray | None:
@@ -525,45 +686,6 @@ def _select_ragged(data: np.ndarray, index: np.ndarray, rows: np.ndarray) -> tup
     return packed, np.cumsum(lengths)
 
 
-def _check_spike_times(spike_times: np.ndarray, index: np.ndarray, ids: np.ndarray, path: str) -> None:
-    """SessionContentError for NaN/inf, negative or unsorted spike times, naming the first offending unit."""
-    units = np.repeat(np.arange(len(index)), np.diff(np.concatenate([[0], index])))
-    bad = ~np.isfinite(spike_times)
-    if bad.any():
-        unit = ids[units[np.flatnonzero(bad)[0]]]
-        raise SessionContentError(
-            f"{path} unit {unit} has NaN or infinite spike times; remove them from the file's spike_times "
-            "(or exclude the unit with --units-filter)"
-        )
-    _check_negative(spike_times, units, ids, path)
-    if len(spike_times) > 1:
-        decreasing = np.diff(spike_times) < 0
-        decreasing &= units[1:] == units[:-1]  # a drop between two units is not a problem
-        if decreasing.any():
-            unit = ids[units[np.flatnonzero(decreasing)[0] + 1]]
-            raise SessionContentError(
-                f"{path} unit {unit} has unsorted spike times; rewrite the Units table with each unit's spike_times "
-                "sorted ascending (or exclude the unit with --units-filter)"
-            )
-
-
-def _check_negative(spike_times: np.ndarray, units: np.ndarray, ids: np.ndarray, path: str) -> None:
-    """SessionContentError naming the first unit with spike times before the session start and how many."""
-    negative = spike_times < 0
-    if not negative.any():
-        return
-    per_unit = np.bincount(units[negative], minlength=len(ids))
-    first = int(np.flatnonzero(per_unit)[0])
-    others = int((per_unit > 0).sum()) - 1
-    also = f" (and {others} other units)" if others else ""
-    raise SessionContentError(
-        f"Units table {path}: unit {ids[first]} has {int(per_unit[first])} negative spike times{also}, the earliest "
-        f"{float(spike_times.min()):.6g} s; NWB times are seconds from session_start_time, so none may be negative: "
-        "shift every time in the file (spikes and trials) by the same offset so that none is below 0, or exclude "
-        "the unit with --units-filter"
-    )
-
-
 class _SeriesSource:
     """Counts from a binned-count TimeSeries (e.g. threshold crossings), one channel per unit."""
 
@@ -629,8 +751,10 @@ class _SeriesSource:
         return self.span()
 
     def counts(self, windows: Windows) -> _Counts:
-        starts, dest = windows.bin_grid()
         n_trials, n_max = len(windows.trial_ids), windows.n_max
+        if not counts_cache.counts_in_memory(n_trials, n_max, self.n_units):  # the windows' check left it to us
+            check_session_size(n_trials, n_max, self.n_units, "read fewer trials or channels (--window, --channels)")
+        starts, dest = windows.bin_grid()
         data = self.data
         nan = np.isnan(data).any(axis=1) if data.dtype.kind == "f" else None
         if nan is not None:

@@ -186,15 +186,32 @@ def scalar_columns(table, skip: tuple[str, ...] = ()) -> list[str]:
 
 def ragged(table, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(flat data, end offsets) of a ragged column such as spike_times or obs_intervals."""
+    data, ends = ragged_lazy(table, name)
+    return np.asarray(data[:] if hasattr(data, "shape") else data), ends
+
+
+def ragged_lazy(table, name: str) -> tuple[object, np.ndarray]:
+    """(flat data as stored -- an h5py/zarr array read only when sliced --, checked end offsets) of a ragged column.
+
+    Why: a Units table of a long Neuropixels session holds 1e8 spike times; the reader slices them unit by unit
+    (`read_range`) instead of loading the whole column.
+    """
     from hdmf.common import VectorIndex
 
     col = column(table, name)
     if isinstance(col, VectorIndex):
-        data, ends = flat_data(col.target), flat_data(col).astype(np.int64)
+        data, ends = col.target.data, flat_data(col).astype(np.int64)
     else:
-        data, ends = flat_data(col), flat_data(column(table, f"{name}_index")).astype(np.int64)
-    _check_ragged_index(table, name, len(data), ends)
+        data, ends = col.data, flat_data(column(table, f"{name}_index")).astype(np.int64)
+    if not hasattr(data, "shape"):
+        data = np.asarray(data)
+    _check_ragged_index(table, name, int(data.shape[0]) if len(data.shape) else 0, ends)
     return data, ends
+
+
+def read_range(data, begin: int, end: int) -> np.ndarray:
+    """Values begin:end of a stored 1-D array (one read from the HDF5/Zarr dataset)."""
+    return np.asarray(data[begin:end]) if end > begin else np.asarray(data[:0])
 
 
 def _check_ragged_index(table, name: str, n_values: int, ends: np.ndarray) -> None:

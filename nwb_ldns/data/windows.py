@@ -231,7 +231,15 @@ def _check_grid(n_trials: float, bins_per_trial: float, n_units: int, fix: str) 
     Why before n_bins_in: a bin count above 2**63 (a duration over a denormal --bin-width) would wrap around when
     cast to int64 instead of failing.
     """
-    check_session_size(n_trials, float(np.floor(bins_per_trial + _EPS)), n_units, fix)
+    from nwb_ldns.data.counts_cache import counts_in_memory
+    from nwb_ldns.limits import SESSION_BYTES_PER_BIN, check_fits, count_text
+
+    n_bins = float(np.floor(bins_per_trial + _EPS))
+    if counts_in_memory(n_trials, n_bins, n_units):
+        check_session_size(n_trials, n_bins, n_units, fix)
+    else:  # spike times beyond the memory budget are binned to the on-disk counts cache: only per-bin arrays
+        check_fits(float(n_trials) * n_bins * SESSION_BYTES_PER_BIN,
+                   f"{count_text(n_trials)} trials x {count_text(n_bins)} bins x {count_text(n_units)} units", fix)
 
 
 def _overlap_notes(start: np.ndarray, stop: np.ndarray, keep: np.ndarray, ids: np.ndarray,
