@@ -25,7 +25,7 @@ import xarray as xr
 
 from nwb_ldns.config import DEFAULT_PRESET, flatten, resolve_config
 from nwb_ldns.data.schema import validate_session_dataset
-from nwb_ldns.errors import (OptionError, OutputExistsError, OutputWriteError, SessionContentError,
+from nwb_ldns.errors import (NWBLDNSError, OptionError, OutputExistsError, OutputWriteError, SessionContentError,
                              TrainingDivergedError)
 from nwb_ldns.fileio import as_output_write_error, check_output, is_model_dir, lock_directory, replace_path
 from nwb_ldns.model_dir import (LDNSModel, build_networks, model_description, read_safetensors, state_bytes,
@@ -42,6 +42,7 @@ from nwb_ldns.training.history import HISTORY_FILE, fit_history_stage
 from nwb_ldns.training.history import STAGE as HISTORY_STAGE
 from nwb_ldns.training.quality import fit_quality, train_psth
 from nwb_ldns.training.state import load_checkpoint, truncate_lines, write_json
+from nwb_ldns.training.trial_store import masked_mean_count, split_counts
 
 
 def _jsonable(value: Any) -> Any:
@@ -115,18 +116,22 @@ MAX_COUNT = 100_000  # spikes of one unit in one bin: far above any recording, e
 def check_training_counts(session: xr.Dataset) -> None:
     """Counts the Poisson model can learn: whole numbers up to MAX_COUNT (1e30 spikes overflow every loss to NaN;
     fractional counts are rates or smoothed data, not spikes)."""
-    counts = np.asarray(session["counts"].values)
-    if counts.size and float(np.max(counts)) > MAX_COUNT:
-        raise SessionContentError(f"counts reach {float(np.max(counts)):g} spikes in one bin (at most {MAX_COUNT} "
-                                  "expected); check the counts or use a smaller --bin-width")
-    if counts.size and not np.array_equal(counts, np.round(counts)):
-        raise SessionContentError("counts contain fractional values; fit trains on spike counts (whole numbers), "
-                                  "pass binned spike counts, not rates or smoothed data")
+    from nwb_ldns.data.counts_cache import stored_dtype, trial_blocks
+
+    if getattr(stored_dtype(session["counts"]), "kind", "f") == "u":
+        return  # a big session's counts cache of uint8/uint16: whole numbers below MAX_COUNT by its dtype
+    for _, counts in trial_blocks(session["counts"]):  # block by block for a cached (float32) session
+        if counts.size and float(np.max(counts)) > MAX_COUNT:
+            raise SessionContentError(f"counts reach {float(np.max(counts)):g} spikes in one bin (at most "
+                                      f"{MAX_COUNT} expected); check the counts or use a smaller --bin-width")
+        if counts.size and not np.array_equal(counts, np.round(counts)):
+            raise SessionContentError("counts contain fractional values; fit trains on spike counts (whole "
+                                      "numbers), pass binned spike counts, not rates or smoothed data")
 
 
 def _tensors(session: xr.Dataset, positions: np.ndarray) -> dict[str, torch.Tensor]:
     out = {
-        "counts": torch.from_numpy(np.ascontiguousarray(session["counts"].values[positions], dtype=np.float32)),
+        "counts": split_counts(session, positions),  # a TrialCounts reading the on-disk cache of a big session
         "mask": torch.from_numpy(np.ascontiguousarray(session["mask"].values[positions], dtype=bool)),
     }
     if "rates" in session and session["rates"].dims == ("trial", "time", "unit"):
@@ -515,9 +520,7 @@ def _train_stages(session: xr.Dataset, run: Run, config: dict[str, Any], data: d
         raise TrainingDivergedError("the autoencoder's latents are NaN or infinite: training diverged and no model "
                                     f"was written; lower --set autoencoder.lr (now {config['autoencoder']['lr']:g}) "
                                     "and run fit again")
-    weight = train["mask"][..., None].to(train["counts"].dtype)
-    stats["train_mean_count_per_bin"] = float((train["counts"] * weight).sum() / (weight.sum() * z.new_tensor(
-        float(train["counts"].shape[2]))).clamp_min(1.0))  # what `sample` compares generated spike counts with
+    stats["train_mean_count_per_bin"] = masked_mean_count(train["counts"], train["mask"])  # sample compares with it
     if run.writes:
         write_bytes(out_dir / "latent_stats.json", json.dumps(stats, indent=2).encode())
 
@@ -540,8 +543,15 @@ def _train_stages(session: xr.Dataset, run: Run, config: dict[str, Any], data: d
 def _check_quality(run: Run, model: LDNSModel, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor],
                    seed: int) -> None:
     """The held-out check against a PSTH: its log record and the lines fit prints (seeded, so a rerun after a
-    kill gives the same record)."""
-    quality = fit_quality(model, train, val, seed)
+    kill gives the same record). A model too untrained to score (e.g. absurd rates after a few steps) is still
+    written: the check says why it could not run instead of failing the fit."""
+    try:
+        quality = fit_quality(model, train, val, seed)
+    except NWBLDNSError as error:
+        run.log({"event": "quality", "skipped": str(error)})
+        run.say(f"warning: the held-out check could not run ({error}); the model is written, but train longer "
+                "before sampling from it")
+        return
     run.log({"event": "quality", **quality["numbers"]})
     for line in quality["lines"]:
         run.say(line)
