@@ -101,6 +101,11 @@ def fit_session_task(session: str, model_dir: str, reading_options: Mapping[str,
     from nwb_ldns.training.fit import fit
 
     emit = emit or (lambda kind, payload: None)
+    if Path(model_dir).exists() and not (fit_options.get("overwrite") or fit_options.get("resume")):
+        from nwb_ldns.errors import OutputExistsError  # said before reading a session that may take minutes
+
+        raise OutputExistsError(f"{model_dir} already exists; pass --overwrite to replace it or --resume to "
+                                "continue an interrupted run")
     data = load_session(session, **dict(reading_options))
     overrides = dict(fit_options.get("overrides") or {})
     if fit_options.get("condition") is not None:
@@ -166,14 +171,22 @@ def fit_sessions(sessions: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     pool; untouched in this process and in a caller's executor).
     """
     tasks = fit_tasks([str(s) for s in sessions], out_dir, reading_options=reading_options, fit_options=fit_options)
-    _make_out_dir(Path(out_dir))
-    return run_tasks(tasks, jobs=jobs, executor=executor, progress=progress, torch_threads=torch_threads)
+    created = _make_out_dir(Path(out_dir))
+    try:
+        return run_tasks(tasks, jobs=jobs, executor=executor, progress=progress, torch_threads=torch_threads)
+    finally:
+        if created and not any(Path(out_dir).iterdir()):
+            Path(out_dir).rmdir()  # every session failed before writing: leave no empty folder behind
 
 
-def _make_out_dir(out_dir: Path) -> None:
+def _make_out_dir(out_dir: Path) -> bool:
+    """Create out_dir (and its parents) if absent; returns whether it was created."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OptionError(f"--out-dir {out_dir} is a file; pass a folder for the model directories")
+    if out_dir.is_dir():
+        return False
     out_dir.mkdir(parents=True, exist_ok=True)
+    return True
 
 
 # --------------------------------------------------------------------------------------------------- running

@@ -181,7 +181,7 @@ def test_convert_willett_jobs(tmp_path):
     (["--out", "one.ldns", "--out-dir", "models"], "--out and --out-dir exclude each other"),
     (["--jobs", "2"], "needs --out-dir"),
     (["--out-dir", "models", "--dry-run"], "run it on one session without --out-dir"),
-    (["--out-dir", "models", "--jobs", "0"], "0"),
+    (["--out-dir", "models", "--jobs", "0"], "x>=1"),
 ])
 def test_option_errors(sessions, tmp_path, extra, fragment, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -199,3 +199,10 @@ def test_same_named_sessions_and_a_file_as_out_dir_are_refused(sessions, tmp_pat
     (tmp_path / "file").write_text("x")
     as_file = invoke("fit", sessions / "a.nwb", "--out-dir", tmp_path / "file")
     assert as_file.exit_code == 2 and "Error:" in as_file.stderr and "Traceback" not in as_file.output
+
+
+def test_every_session_failing_leaves_no_out_dir(sessions, tmp_path):
+    result = invoke("fit", sessions / "broken.nwb", "--out-dir", tmp_path / "models", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert result.stdout.splitlines()[-1].startswith("0 of 1 sessions ok, 1 failed")
+    assert not (tmp_path / "models").exists()
