@@ -19,6 +19,7 @@ import torch
 
 from nwb_ldns.errors import GeneratedRangeWarning
 from nwb_ldns.models import masked_poisson_nll
+from nwb_ldns.training.trial_store import TrialCounts, masked_sum_over_trials
 
 PREDICTION_DROPOUT = 0.25
 PREDICTION_DRAWS = 4
@@ -26,12 +27,26 @@ QUALITY_SAMPLES = 128
 # The check samples as `nwb-ldns sample` does by default (ancestral DDPM over every step): DDIM-50 over-disperses
 # short trials (20 bins: +12% spikes, +20% population-count variance, docs/results.md) and would misjudge the model.
 QUALITY_SAMPLER = "ddpm"
+# Count entries (trials x bins x units) of validation trials the check uses at most: a big session (720 validation
+# trials x 100 bins x 2,000 units) is checked on an even subset of its validation trials, so that the real trials,
+# the samples and the PSTH-Poisson draws stay near 100 MB each.
+QUALITY_MAX_COUNTS = 1 << 25
+
+
+def _checked_trials(val: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """(the validation tensors the check uses, how many trials it left out or None): every trial unless they hold
+    more than QUALITY_MAX_COUNTS entries, then evenly spaced ones; cached counts are read into memory here."""
+    n, bins, units = (int(x) for x in val["counts"].shape)
+    limit = max(1, QUALITY_MAX_COUNTS // max(1, bins * units))
+    if n <= limit and not isinstance(val["counts"], TrialCounts):
+        return val, None
+    chosen = torch.from_numpy(np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.int64)))
+    return {key: value[chosen] for key, value in val.items()}, (n - len(chosen)) or None
 
 
 def train_psth(counts: torch.Tensor, mask: torch.Tensor, smoothing_bins: float = 0.0) -> torch.Tensor:
     """Mean count per bin and unit [L, N] over the valid bins of the train trials, optionally Gaussian-smoothed."""
-    weight = mask[..., None].to(counts.dtype)
-    psth = (counts * weight).sum(0) / weight.sum(0).clamp_min(1.0)
+    psth = masked_sum_over_trials(counts, mask) / mask[..., None].to(counts.dtype).sum(0).clamp_min(1.0)
     if smoothing_bins <= 0:
         return psth
     half = int(np.ceil(3 * smoothing_bins))
@@ -95,10 +110,13 @@ def fit_quality(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tens
     """{"numbers": JSON-able figures, "lines": what fit prints}; nothing when there are no validation trials."""
     if val["counts"].shape[0] == 0:
         return {"numbers": {}, "lines": ["no validation trials: the fit cannot be checked against a PSTH"]}
+    val, left_out = _checked_trials(val)
     psth = train_psth(train["counts"], train["mask"])
     ae_nll, psth_nll = prediction_nll(model.autoencoder, val["counts"], val["mask"], psth, seed)
     numbers: dict[str, Any] = {"val_prediction_nll_autoencoder": ae_nll, "val_prediction_nll_psth": psth_nll}
     n_val = int(val["counts"].shape[0])
+    if left_out:
+        numbers["val_trials_left_out"] = left_out
     lines = [f"held-out check on {n_val} validation trials: the autoencoder predicts dropped spikes with Poisson "
              f"NLL {ae_nll:.4f} per entry vs {psth_nll:.4f} for the train PSTH "
              f"({'better' if ae_nll < psth_nll else 'WORSE'})"]
