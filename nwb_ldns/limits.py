@@ -63,6 +63,36 @@ def check_fits(n_bytes: float, what: str, fix: str) -> None:
                       f"{format_bytes(available)} available; {fix}")
 
 
+def available_disk(folder: str | os.PathLike) -> int | None:
+    """Bytes free for us on the disk of `folder` (its nearest existing parent), or None where it cannot be known."""
+    import shutil
+
+    path = Path(os.path.abspath(folder))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return int(shutil.disk_usage(path).free)
+    except OSError:
+        return None
+
+
+def check_disk_fits(n_bytes: float, target: str | os.PathLike, what: str, fix: str) -> None:
+    """OutputWriteError when writing `what` to `target` would need more than the free disk space there.
+
+    The message reads like a full disk met while writing (`nwb_ldns.fileio.output_write_error`), with the
+    estimate: 'cannot write <target>: no space left on the device for <what>: about <estimate> of disk space,
+    more than the <free> free; <fix> (nothing was written)'.
+    """
+    from nwb_ldns.errors import OutputWriteError
+
+    free = available_disk(Path(target).parent)
+    if free is None or n_bytes <= free:
+        return
+    raise OutputWriteError(f"cannot write {target}: no space left on the device for {what}: it would need about "
+                           f"{format_bytes(n_bytes)} of disk space, more than the {format_bytes(free)} free; {fix} "
+                           "(nothing was written)")
+
+
 def session_bytes(n_trials: float, n_bins: float, n_units: int) -> float:
     """Estimated peak bytes of reading a session of n_trials x n_bins (the longest trial) x n_units.
 

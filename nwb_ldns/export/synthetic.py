@@ -34,6 +34,7 @@ RESERVED_UNIT_COLUMNS = {
 }  # fmt: skip
 SPIKE_TIME_RESOLUTION = 1e-6  # spike times are rounded to 1 us by the counts -> spike-times rule
 SERIES_BLOCK_CELLS = 1 << 22  # rates/latents/timestamps values produced per block while writing
+SPIKE_BLOCK_CELLS = 1 << 22  # counts turned into spike times per block while writing
 
 
 def trial_layout(n_trials: int, n_bins: int, bin_width: float, trial_gap: float | None) -> np.ndarray:
@@ -93,6 +94,7 @@ def _units_table(source: GeneratedSource, starts, stop, backend, compression, pr
         bar = _bar(progress, len(unit_ids), "writing spike times", "unit")
         try:
             yield from spike_time_blocks(source.counts, source.shape, bin_width, starts, source.unit_totals,
+                                         budget_cells=SPIKE_BLOCK_CELLS,
                                          on_units=bar.update if bar is not None else None)
         finally:
             if bar is not None:

@@ -127,11 +127,16 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
 def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: int | None, lengths: tuple[int, ...],
            conditions: tuple[str, ...], split: str, per_trace: int, spike_history: bool, batch_size: int,
            use_zarr: bool, overwrite: bool, quiet: bool) -> None:
-    """Generate N synthetic trials from MODEL_DIR (written by `nwb-ldns fit`) and write them to --out as NWB."""
+    """Generate N synthetic trials from MODEL_DIR (written by `nwb-ldns fit`) and write them to --out as NWB.
+
+    The trials are generated in batches of --batch-size, spilled to temporary files beside --out and written to
+    the NWB file unit by unit, so memory stays at about one batch for any --n (the disk needs room for the
+    temporary files and the file; checked before sampling).
+    """
     from nwb_ldns.errors import GeneratedRangeWarning, OptionError
-    from nwb_ldns.export import write_synthetic
-    from nwb_ldns.model_dir import LDNSModel
     from nwb_ldns.fileio import check_output
+    from nwb_ldns.model_dir import LDNSModel
+    from nwb_ldns.sample import sample_to_nwb
 
     check_output(out, kind="nwb", overwrite=overwrite, inputs=[model_dir])
     for name, values in (("--length", lengths), ("--condition", conditions)):
@@ -141,15 +146,14 @@ def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: i
     parsed, source = resolve_conditions(conditions, model.data, n, split, per_trace)
     with warnings.catch_warnings(record=True) as caught:  # shown as one "warning: ..." line each, below
         warnings.simplefilter("always", GeneratedRangeWarning)
-        generated = model.sample(n, seed=seed, sampler=sampler, steps=steps, lengths=list(lengths) or None,
-                                 conditions=parsed, batch_size=batch_size, progress=not quiet,
-                                 conditions_source=source, spike_history=spike_history)
+        summary = sample_to_nwb(model, n, out, seed=seed, sampler=sampler, steps=steps,
+                                lengths=list(lengths) or None, conditions=parsed, batch_size=batch_size,
+                                progress=not quiet, conditions_source=source, spike_history=spike_history,
+                                backend="zarr" if use_zarr else "hdf5", overwrite=overwrite, inputs=[model_dir])
     for item in caught:
         if issubclass(item.category, GeneratedRangeWarning):
             click.echo(f"warning: {item.message}", err=True)
         else:
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-    path = write_synthetic(generated, out, backend="zarr" if use_zarr else "hdf5", overwrite=overwrite,
-                           inputs=[model_dir])
-    click.echo(f"wrote {n} synthetic trials x {generated.sizes['time']} bins x {generated.sizes['unit']} units "
-               f"({int(generated['counts'].sum()):,} spikes) to {path}")
+    click.echo(f"wrote {n} synthetic trials x {summary.n_bins} bins x {summary.n_units} units "
+               f"({summary.n_spikes:,} spikes) to {summary.path}")
