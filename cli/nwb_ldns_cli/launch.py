@@ -36,6 +36,11 @@ def torchrun_command(processes: int, args: list[str]) -> list[str]:
 
 def launch_data_parallel(processes: int, args: list[str]) -> int:
     """Run `nwb-ldns ARGS` in `processes` ranks; return the launcher's exit code (0 when every rank succeeded)."""
+    if "fit" not in args or without_processes(args) == args:
+        from nwb_ldns.errors import OptionError
+
+        raise OptionError("fit --processes relaunches the command line it was given; call it as `nwb-ldns fit ... "
+                          "--processes N`, or from Python run torchrun yourself (README, Scaling out)")
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     return subprocess.run(torchrun_command(processes, args), env=env, check=False).returncode

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -93,10 +95,15 @@ def next_options(model, sessions: tuple[str, ...]) -> str:
               help="Print the resolved config, data summary and parameter counts; train nothing, write nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory at --out.")
 @click.option("--quiet", is_flag=True, help="Hide the progress bars.")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train with N data-parallel processes on this machine (torch.distributed DDP, launched through "
+              "torchrun; gloo on CPU, nccl on GPUs). The global batch and learning rate stay as configured, so the "
+              "result matches one process. Several machines: run `torchrun ... -m nwb_ldns fit ...` yourself "
+              "(README, Scaling out).")
 @session_options
 def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: int | None, preset: str | None,
         set_items: tuple[str, ...], epochs: int | None, seed: int | None, condition: str | None, spike_history: bool,
-        resume: bool, dry_run: bool, overwrite: bool, quiet: bool, **session_opts) -> None:
+        resume: bool, dry_run: bool, overwrite: bool, quiet: bool, processes: int, **session_opts) -> None:
     """Train an LDNS model on the train split of SESSION (an NWB file, .nwb.zarr store or URL).
 
     Several sessions with the same units/channels train one model on all their trials, each session keeping its
@@ -116,6 +123,15 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
         overrides["seed"] = seed
     if spike_history:
         overrides["spike_history.enabled"] = True
+    if processes > 1 and not dry_run:
+        if out_dir is not None or jobs is not None:
+            from nwb_ldns.errors import OptionError
+
+            raise OptionError("--processes trains one model with several processes; it does not combine with "
+                              "--out-dir/--jobs (one model per session): drop one of them")
+        from nwb_ldns_cli.launch import launch_data_parallel
+
+        raise SystemExit(launch_data_parallel(processes, sys.argv[1:]))
     if out_dir is not None or jobs is not None:  # one model per session (nwb_ldns.batch)
         from nwb_ldns_cli.many import fit_many
 
@@ -162,7 +178,9 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
         model = fit_model(data, out, preset=preset, overrides=overrides or None, resume=resume,
                           progress=not quiet, overwrite=overwrite)
     finally:  # said even when fit stops later: the folder stays
-        if missing_parent and out.parent.is_dir():
+        if missing_parent and out.parent.is_dir() and os.environ.get("RANK", "0") == "0":
             click.echo(f"created the parent folder {out.parent} (it did not exist)", err=True)
+    if model is None:  # a rank > 0 of a data-parallel run: rank 0 writes and reports
+        return
     click.echo(f"model directory: {model.model_dir}")
     click.echo(f"next: nwb-ldns sample {model.model_dir} --n 100 --out synthetic.nwb{next_options(model, session)}")
