@@ -31,13 +31,14 @@ from typing import Iterable, Iterator, Literal
 
 from nwb_ldns.errors import OptionError, OutputExistsError, OutputWriteError
 
-OutputKind = Literal["model", "nwb", "report", "json"]
+OutputKind = Literal["model", "nwb", "report", "json", "compare"]
 
 KIND_NAMES = {
     "model": "an nwb-ldns model directory",
     "nwb": "an NWB file written by nwb-ldns",
     "report": "an nwb-ldns report directory",
     "json": "a JSON result written by nwb-ldns",
+    "compare": "an nwb-ldns compare directory",
 }
 
 
@@ -123,6 +124,13 @@ def is_our_result_json(path: str | os.PathLike) -> bool:
     return bool(value) and {"real", "generated", "settings"} <= set(value)
 
 
+def is_our_compare_dir(path: str | os.PathLike) -> bool:
+    """A `compare --out` directory: its compare_plan.json carries the compare format tag."""
+    path = Path(path)
+    described = _json_object(path / "compare_plan.json") if path.is_dir() else None
+    return bool(described) and described.get("format") == "nwb-ldns-compare"
+
+
 def is_our_report(path: str | os.PathLike) -> bool:
     """A report directory: index.html beside our results.json."""
     path = Path(path)
@@ -196,7 +204,8 @@ def is_our_nwb(path: str | os.PathLike) -> bool:
     return _source_script(Path(path)).startswith("nwb-ldns")
 
 
-RECOGNISERS = {"model": is_model_dir, "nwb": is_our_nwb, "report": is_our_report, "json": is_our_result_json}
+RECOGNISERS = {"model": is_model_dir, "nwb": is_our_nwb, "report": is_our_report, "json": is_our_result_json,
+               "compare": is_our_compare_dir}
 
 
 def check_output(target: str | os.PathLike, *, kind: OutputKind, overwrite: bool,

@@ -26,6 +26,7 @@ COMMANDS = {
     "evaluate": "nwb_ldns_cli.commands.evaluate:evaluate",
     "baseline": "nwb_ldns_cli.commands.baseline:baseline",
     "export": "nwb_ldns_cli.commands.export:export",
+    "compare": "nwb_ldns_cli.commands.compare:compare",
 }
 
 

@@ -25,11 +25,13 @@ td.good { background: #d9f2d9; } td.fair { background: #fbe7b5; } td.poor { back
 """
 
 
-def _table(header: list[str], rows: list[list[str]], floor_rows: int = 0) -> str:
+def _table(header: list[str], rows: list[list[str]], floor_rows: int = 0, floor_last: bool = False) -> str:
+    """floor_rows: how many rows (first ones, or last ones with floor_last) are real-vs-real floors (grey)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
-        cls = ' class="floor"' if i < floor_rows else ""
+        floor = i >= len(rows) - floor_rows if floor_last else i < floor_rows
+        cls = ' class="floor"' if floor else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -83,6 +85,25 @@ def _verdict_section(result: dict) -> list[str]:
             "more. 'beats X on KL, corr': lower than baseline X by more than both bootstrap stds.</p>"]
 
 
+def _comparison_section(result: dict) -> list[str]:
+    """`nwb-ldns compare`'s table: the LDNS paper's monkey table (a row per model, the floor last)."""
+    if not result.get("comparison"):
+        return []
+    from nwb_ldns.compare import paper_table
+
+    header, rows = paper_table(result)
+    body = _table(header, rows, floor_rows=1, floor_last=True)
+    models = ", ".join(f"{m['label']} ({m['name']}): fit {m['fit_seconds']:.0f} s"
+                       f"{' (reused)' if m['fit_reused'] else ''}, sampling {m['sample_seconds']:.0f} s"
+                       for m in result["comparison"]["models"])
+    return ["<h2>Model comparison (the LDNS paper's table; lower is better)</h2>", body,
+            f"<p class='small'>Mean ± std over {result['settings']['n_resamples']} bootstrap resamples of each "
+            f"model's samples, each vs all {result['real']['n_trials']} real "
+            f"{html.escape(result['real']['split'])} trials; last row: a random half of the real trials vs the "
+            f"other half. KL and correlation RMSE in units of 10⁻³ (the paper's), ISI RMSEs in seconds. "
+            f"{html.escape(models)}. All figures below show every model side by side.</p>"]
+
+
 def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
     """The page: metric table with noise floor, full-set values, verdict, agreement, memorisation, then figures
     (file, title, caption)."""
@@ -100,6 +121,9 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
         f"{real['n_trials']} {html.escape(real['split'])} trials, {real['n_units']} units, {real['n_bins']} bins of "
         f"{real['bin_width'] * 1e3:g} ms ({real['n_heldout_trials']} held-out trials). "
         f"Created {result['created']}.</p>",
+    ]
+    parts += _comparison_section(result)
+    parts += [
         "<h2>Statistics (lower is better)</h2>",
         _table(header, rows, floor_rows=1),
         f"<p class='small'>Mean ± std over {settings['n_resamples']} bootstrap resamples (seed {settings['seed']}) of "
