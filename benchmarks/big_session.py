@@ -11,7 +11,7 @@ more than one unit's spikes. Then, each in a fresh process (peak RSS from wait4,
 1. `load_session` with an empty counts cache (reads, checks and bins the spikes; builds the on-disk cache when the
    counts exceed the memory budget, see nwb_ldns/data/counts_cache.py);
 2. `load_session` again (reuses the cache);
-3. `nwb-ldns fit FILE --preset tiny --epochs 1 --no-progress` (one epoch of each stage, the held-out check).
+3. `nwb-ldns fit FILE --preset tiny --epochs 1 --quiet` (one epoch of each stage, the held-out check).
 
 NWB_LDNS_COUNTS_BUDGET, NWB_LDNS_CACHE_DIR and NWB_LDNS_BINNING_CHUNK pass through to the measured processes; the
 cache goes to --dir/nwb-ldns-counts-cache unless NWB_LDNS_CACHE_DIR is set. --keep leaves the file and the cache.
@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--fit-args", default="--preset tiny --epochs 1",
                         help="options of the measured `nwb-ldns fit` (default: %(default)s)")
     parser.add_argument("--skip-fit", action="store_true")
+    parser.add_argument("--fit-only", action="store_true", help="measure only the fit, reusing the counts cache")
     parser.add_argument("--keep", action="store_true", help="keep the session file and the counts cache")
     args = parser.parse_args()
 
@@ -164,16 +165,18 @@ def main() -> int:
               f"{time.time() - started:.0f} s", flush=True)
     else:
         print(f"reusing {path} ({path.stat().st_size / 2**30:.2f} GiB)", flush=True)
-    shutil.rmtree(cache, ignore_errors=True)
+    if not args.fit_only:
+        shutil.rmtree(cache, ignore_errors=True)
     python = str(ROOT / ".venv" / "bin" / "python")
     rows = []
-    for name, command in (("load_session (cold cache)", [python, "-c", RUNNER, str(path)]),
-                          ("load_session (cache reused)", [python, "-c", RUNNER, str(path)])):
+    for name, command in (() if args.fit_only else
+                          (("load_session (cold cache)", [python, "-c", RUNNER, str(path)]),
+                           ("load_session (cache reused)", [python, "-c", RUNNER, str(path)]))):
         rows.append((name, *measure(command, env)))
         print(rows[-1][-1], flush=True)
     if not args.skip_fit:
         out = Path(tempfile.mkdtemp(prefix="big-session-fit-", dir=args.dir)) / "model.ldns"
-        command = [python, "-m", "nwb_ldns", "fit", str(path), "--out", str(out), "--no-progress",
+        command = [python, "-m", "nwb_ldns", "fit", str(path), "--out", str(out), "--quiet",
                    *args.fit_args.split()]
         rows.append((f"fit {args.fit_args}", *measure(command, env)))
         print(rows[-1][-1], flush=True)
