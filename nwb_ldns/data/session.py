@@ -576,6 +576,9 @@ class _UnitsSource:
                 continue
             except OutputExistsError:
                 pass  # another process finished the same cache meanwhile: use it
+            except OutputWriteError as error:  # a full or read-only cache disk: say where else the cache can go
+                raise OutputWriteError(f"{error} (the counts cache of a session beyond the memory budget; set "
+                                       f"{counts_cache.CACHE_ENV} to a folder on another disk)") from error
             break
         lazy = counts_cache.open_cache(key, shape)
         if lazy is None:

@@ -180,3 +180,21 @@ def test_checks_keep_their_priority_across_chunks(mock_counts, tmp_path, monkeyp
     unsorted = _edited(path, tmp_path / "uns.nwb", lambda u, t: faults(u, t) if u == 0 else t)
     with pytest.raises(SessionContentError, match=f"unit {ids[0]} has unsorted spike times"):
         load_session(unsorted)
+
+
+
+def test_full_cache_disk_is_one_error_and_leaves_nothing(mock_counts, cache_dir, monkeypatch):
+    import errno
+
+    from nwb_ldns.errors import OutputWriteError
+
+    path, _ = mock_counts
+    _on_disk(monkeypatch)
+
+    def full(self, first, block):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(counts_cache.CountsWriter, "write_units", full)
+    with pytest.raises(OutputWriteError, match=f"no space left.*{counts_cache.CACHE_ENV}"):
+        load_session(path)
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())  # no partial cache left behind
