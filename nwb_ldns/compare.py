@@ -43,8 +43,9 @@ FORMAT_VERSION = 1
 PLAN = "compare_plan.json"
 RESULT = "compare.json"
 BUDGETS = ("tiny", "default")
-# settings that change a fitted model or its samples: a --resume with other values would mix two runs
-RUN_KEYS = ("session_sha256", "reading", "budget", "preset", "sets", "n", "seed", "sampler", "steps")
+# settings that change a fitted model or its samples: a --resume with other values would mix two runs (a model's
+# --set values are checked per model: a resume may add models with their own settings)
+RUN_KEYS = ("session_sha256", "reading", "budget", "preset", "n", "seed", "sampler", "steps")
 
 Say = Callable[[str], None]
 
@@ -296,12 +297,20 @@ def _check_plan(work: Path, plan: dict[str, Any]) -> None:
     if path.is_file():
         saved = json.loads(path.read_text())
         changed = [key for key in RUN_KEYS if saved.get(key) != plan.get(key)]
+        saved_sets, sets = saved.get("sets") or {}, plan["sets"]
+        changed += [f"--set {name}.*" for name in plan["models"] if name in saved.get("models", [])
+                    and saved_sets.get(name, {}) != sets.get(name, {})]
         if changed:
-            raise OptionError(f"--resume: {work} was started with other settings ({', '.join(changed)} differ: "
-                              f"{', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); run again with the same "
-                              "session and options, or pass --overwrite to start over")
-        return
-    with atomic_output(path) as tmp:
+            shown = [f"{k}={saved.get(k)!r}" for k in changed if k in RUN_KEYS]
+            shown += [f"{name}: {saved_sets.get(name, {})}" for name in plan["models"] if f"--set {name}.*" in changed]
+            raise OptionError(f"--resume: {work} was started with other settings ({', '.join(changed)} differ; "
+                              f"it has {', '.join(shown)}); run again with the same session and options, or pass "
+                              "--overwrite to start over")
+        models = saved.get("models", []) + [name for name in plan["models"] if name not in saved.get("models", [])]
+        plan = {**saved, "models": models, "sets": {**saved_sets, **sets}}
+        if plan == saved:
+            return
+    with atomic_output(path, overwrite=path.exists()) as tmp:
         tmp.write_text(json.dumps(plan, indent=2, sort_keys=True))
 
 
@@ -431,7 +440,7 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
     plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "session": str(session_path.resolve()),
             "session_sha256": sha256_file(session_path), "reading": json_ready(dict(reading or {})),
             "budget": budget, "preset": preset, "sets": sets, "n": n, "seed": int(seed), "sampler": sampler,
-            "steps": steps}
+            "steps": steps, "models": list(models)}
     with lock_directory(work):
         _check_plan(work, plan)
         models_dir, samples_dir = work / "models", work / "samples"

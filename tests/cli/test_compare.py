@@ -121,12 +121,22 @@ def test_output_rule(compared, session, tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "new").exists()  # a refused session leaves no folder
 
 
-def test_overwrite_replaces_the_comparison(session, tmp_path):
+def test_resume_adds_a_model_and_overwrite_replaces_the_comparison(session, tmp_path):
     out = tmp_path / "psth-only"
-    assert _invoke("compare", session, "--models", "psth", "--out", out, "--no-report", "--quiet").exit_code == 0
-    result = _invoke("compare", session, "--models", "psth,lds", "--out", out, "--no-report", "--quiet",
-                     "--overwrite")
+    quick = ("--no-report", "--quiet")
+    assert _invoke("compare", session, "--models", "psth", "--out", out, *quick).exit_code == 0
+    psth_time = (out / "samples" / "psth.nwb").stat().st_mtime_ns
+    result = _invoke("compare", session, "--models", "psth,lds", "--set", "lds.n_latents=2", "--out", out, *quick,
+                     "--resume")
     assert result.exit_code == 0, result.output
+    assert (out / "samples" / "psth.nwb").stat().st_mtime_ns == psth_time  # only the added model ran
     saved = json.loads((out / "compare.json").read_text())
     assert [g["name"] for g in saved["generated"]] == ["psth", "lds"]
+    result = _invoke("compare", session, "--models", "lds", "--set", "lds.n_latents=3", "--out", out, "--resume")
+    assert result.exit_code == 2 and "--set lds.*" in result.output
+    result = _invoke("compare", session, "--models", "lds", "--out", out, *quick, "--overwrite")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "compare.json").read_text())
+    assert [g["name"] for g in saved["generated"]] == ["lds"]
+    assert not (out / "samples" / "psth.nwb").exists()  # a new comparison, not a resumed one
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
