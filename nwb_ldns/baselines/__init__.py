@@ -1,10 +1,12 @@
 """Honest baselines written as NWB like LDNS samples: PSTH-Poisson (no shared variability) and LDS-Poisson
-(linear-Gaussian latent dynamics). Both are fitted on the training split and sampled with a seed."""
+(linear-Gaussian latent dynamics), fitted in closed form; and the LDNS paper's neural baselines (LFADS), trained
+into a model directory like `fit` (nwb_ldns.baselines.trainer). All are fitted on the training split and sampled
+with a seed."""
 
 from nwb_ldns.baselines.lds import LDSPoisson
 from nwb_ldns.baselines.psth import PSTHPoisson
 
-__all__ = ["LDSPoisson", "PSTHPoisson", "fit_baseline"]
+__all__ = ["LDSPoisson", "PSTHPoisson", "fit_baseline", "neural_baseline"]
 
 BASELINES = {"psth": PSTHPoisson, "lds": LDSPoisson}
 
@@ -16,3 +18,17 @@ def fit_baseline(name: str, session, **options):
     if name not in BASELINES:
         raise OptionError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
     return BASELINES[name].fit(session, **options)
+
+
+NEURAL = ("lfads",)
+
+
+def neural_baseline(name: str):
+    """The class of the neural baseline `name` (imported on demand: it needs torch)."""
+    from nwb_ldns.errors import OptionError
+
+    if name == "lfads":
+        from nwb_ldns.baselines.lfads import LFADS
+
+        return LFADS
+    raise OptionError(f"unknown neural baseline {name!r}; choose one of {', '.join(NEURAL)}")

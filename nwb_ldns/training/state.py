@@ -95,13 +95,13 @@ def save_checkpoint(checkpoint_root: Path, name: str, states: dict[str, Any], ke
 _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
 
 
-def _damaged(path: Path, problem: str, checkpoint_root: Path) -> InputFileError:
+def _damaged(path: Path, problem: str, checkpoint_root: Path, retrain: str | None = None) -> InputFileError:
     """A damaged resume state: --resume would fail again, so the advice is a new run over the model."""
-    return InputFileError(f"{path}: {problem}; the checkpoint is damaged or was edited, re-train with "
-                          f"`nwb-ldns fit SESSION --out {checkpoint_root.parent} --overwrite`")
+    retrain = retrain or f"nwb-ldns fit SESSION --out {checkpoint_root.parent} --overwrite"
+    return InputFileError(f"{path}: {problem}; the checkpoint is damaged or was edited, re-train with `{retrain}`")
 
 
-def checkpoint_directory(checkpoint_root: Path) -> Path | None:
+def checkpoint_directory(checkpoint_root: Path, retrain: str | None = None) -> Path | None:
     """The directory latest.json points at, confined to checkpoint_root; None when there is no pointer.
 
     Why: the pointer is user input; a name like "../../elsewhere" or "/abs" (or a symbolic link leading out)
@@ -113,37 +113,43 @@ def checkpoint_directory(checkpoint_root: Path) -> Path | None:
     try:
         name = json.loads(pointer.read_text()).get("checkpoint")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise _damaged(pointer, 'expected a JSON object {"checkpoint": NAME}', checkpoint_root) from None
+        raise _damaged(pointer, 'expected a JSON object {"checkpoint": NAME}', checkpoint_root, retrain) from None
     if not isinstance(name, str) or not _CHECKPOINT_NAME.fullmatch(name):
         raise _damaged(pointer, f"checkpoint name {name!r} is not a plain folder name inside checkpoints/",
-                       checkpoint_root)
+                       checkpoint_root, retrain)
     directory = checkpoint_root / name
     if directory.resolve().parent != checkpoint_root.resolve():
-        raise _damaged(pointer, f"checkpoint {name!r} leads outside {checkpoint_root}", checkpoint_root)
+        raise _damaged(pointer, f"checkpoint {name!r} leads outside {checkpoint_root}", checkpoint_root, retrain)
     return directory
 
 
-def load_checkpoint(checkpoint_root: Path) -> dict[str, Any] | None:
-    """The newest complete checkpoint's state, or None if there is none (safetensors + JSON; never a pickle)."""
-    directory = checkpoint_directory(checkpoint_root)
+def load_checkpoint(checkpoint_root: Path, stages: tuple[str, ...] = ("autoencoder", "diffusion"),
+                    retrain: str | None = None) -> dict[str, Any] | None:
+    """The newest complete checkpoint's state, or None if there is none (safetensors + JSON; never a pickle).
+
+    stages: the "stage" values a valid state may carry (a baseline's trainer passes its own); retrain: the command
+    the damaged-checkpoint message advises (default: fit --overwrite)."""
+    directory = checkpoint_directory(checkpoint_root, retrain)
     if directory is None or not (directory / "state.json").is_file():
         return None
     tensors_path = directory / "tensors.safetensors"
     if not tensors_path.is_file():
-        raise _damaged(tensors_path, "the checkpoint's tensors file is missing", checkpoint_root)
+        raise _damaged(tensors_path, "the checkpoint's tensors file is missing", checkpoint_root, retrain)
     try:
         tensors = load_file(str(tensors_path))
     except SafetensorError as error:
-        raise _damaged(tensors_path, f"not a valid safetensors file ({error})", checkpoint_root) from None
+        raise _damaged(tensors_path, f"not a valid safetensors file ({error})", checkpoint_root, retrain) from None
     skeleton_path = directory / "state.json"
     try:
         state = unpack(json.loads(skeleton_path.read_text()), tensors)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _damaged(skeleton_path, "not valid JSON", checkpoint_root) from None
+        raise _damaged(skeleton_path, "not valid JSON", checkpoint_root, retrain) from None
     except (KeyError, TypeError, ValueError) as error:
-        raise _damaged(skeleton_path, f"refers to tensors or values it lacks ({error!r})", checkpoint_root) from None
-    if not isinstance(state, dict) or state.get("stage") not in ("autoencoder", "diffusion"):
-        raise _damaged(skeleton_path, "not a resume state of the autoencoder or diffusion stage", checkpoint_root)
+        raise _damaged(skeleton_path, f"refers to tensors or values it lacks ({error!r})", checkpoint_root,
+                       retrain) from None
+    if not isinstance(state, dict) or state.get("stage") not in stages:
+        raise _damaged(skeleton_path, f"not a resume state of the {' or '.join(stages)} stage", checkpoint_root,
+                       retrain)
     return state
 
 

@@ -63,3 +63,66 @@ def lds(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bo
     """Linear-Gaussian latent dynamics (PCA axes of smoothed sqrt counts, least-squares AR(1)) with Poisson spikes."""
     _run("lds", session, n_trials, out, seed, overwrite, {"n_latents": n_latents, "smooth_s": smooth_s},
          session_opts)
+
+
+def _neural(command):
+    """Options of the neural baselines (trained like `fit`: presets, --set, resumable model directory)."""
+    command = click.option("--quiet", is_flag=True, help="No progress bars.")(command)
+    command = click.option("--resume", is_flag=True,
+                           help="Continue the interrupted training in --model-dir (or reuse a finished model there "
+                           "and only sample).")(command)
+    command = click.option("--model-dir", type=click.Path(path_type=Path), default=None,
+                           help="Model directory to train into (JSON + safetensors; default: beside --out, "
+                           "OUT_STEM.<baseline>-model).")(command)
+    command = click.option("--epochs", type=click.IntRange(min=1), default=None,
+                           help="Shortcut for --set epochs=N.")(command)
+    command = click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
+                           help="Override one config value, e.g. --set gen_dim=64 --set kl_beta=1 (repeatable; "
+                           "an unknown key lists the valid ones).")(command)
+    return command
+
+
+def _run_neural(name: str, session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool,
+                preset: str | None, set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None,
+                resume: bool, quiet: bool, session_opts: dict, sample_options: dict) -> None:
+    """Fit (or resume / reuse) the baseline's model directory, then sample --n trials into --out."""
+    from nwb_ldns.baselines import neural_baseline
+    from nwb_ldns.config import parse_set_options
+    from nwb_ldns.export import write_synthetic
+    from nwb_ldns.fileio import check_output, refuse_overlapping_outputs
+
+    overrides: dict[str, object] = dict(parse_set_options(set_items))
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    model_dir = model_dir or out.with_name(f"{out.name.split('.')[0]}.{name}-model")
+    check_output(out, kind="nwb", overwrite=overwrite, inputs=[session, model_dir])
+    refuse_overlapping_outputs(("--out", out), ("--model-dir", model_dir))
+    ds = load_session_from_options(session, **session_opts)
+    model = neural_baseline(name).fit(ds, model_dir, preset=preset, overrides=overrides or None, resume=resume,
+                                       overwrite=overwrite, progress=not quiet, inputs=[session])
+    n = n_trials or model.n_train
+    generated = model.sample(n, seed=seed, **sample_options)
+    write_synthetic(generated, out, overwrite=overwrite, inputs=[session, model_dir])
+    click.echo(f"model directory: {model_dir}")
+    click.echo(f"wrote {out}: {n} trials from {generated.attrs['model_name']} fitted on {model.n_train} training "
+               f"trials (seed {seed})")
+    click.echo(f"next: nwb-ldns evaluate {session} {out}")
+
+
+@baseline.command("lfads")
+@_common
+@_neural
+@click.option("--preset", type=click.Choice(["lfads", "tiny"]), default=None,
+              help="lfads: the reference's AutoLFADS sizes (ic_enc 64, ic 64, gen 100, factors 40, CD 0.3, dropout "
+              "0.3, lr 4e-3, batch 256, grad clip 200, 1000 epochs); tiny: tests. Default: lfads (on --resume: the "
+              "run's own).")
+@click.option("--bins", "n_bins", type=click.IntRange(min=1), default=None,
+              help="Generate trials of this many bins (the generator runs any length, e.g. 16x training); default: "
+              "each sample copies the length of a random training trial.")
+def lfads(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
+          set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None, resume: bool, quiet: bool,
+          n_bins: int | None, **session_opts) -> None:
+    """LFADS: bidirectional GRU encoder -> initial condition (learned Gaussian prior) -> generator GRU -> factors ->
+    Poisson rates; samples draw initial conditions from the prior (no controller, as the LDNS paper's AutoLFADS)."""
+    _run_neural("lfads", session, n_trials, out, seed, overwrite, preset, set_items, epochs, model_dir, resume,
+                quiet, session_opts, {"n_bins": n_bins})
