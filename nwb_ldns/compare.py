@@ -329,14 +329,21 @@ FLOOR_LABEL = "real vs real (noise floor)"
 
 
 def _cell(mean: float | None, std: float | None, scale: float) -> str:
-    """The paper's style: the mean to 3 significant digits, the std to the same decimals ("3.79 ± 0.44")."""
+    """The paper's style, "3.79 ± 0.44": the mean to 3 significant digits, both to the same decimals, enough to
+    show the std's first digit."""
     if mean is None or not np.isfinite(mean):
         return "nan"
     value = mean * scale
-    decimals = max(0, 2 - int(np.floor(np.log10(abs(value))))) if value else 3
+    decimals = _decimals(value, 3)
     if std is None or not np.isfinite(std):
         return f"{value:.{decimals}f}"
+    decimals = min(max(decimals, _decimals(std * scale, 1)), 8)
     return f"{value:.{decimals}f} ± {std * scale:.{decimals}f}"
+
+
+def _decimals(value: float, significant: int) -> int:
+    """Decimals that show `significant` digits of value (0 for large values, 3 for zero)."""
+    return max(0, significant - 1 - int(np.floor(np.log10(abs(value))))) if value else 3
 
 
 def paper_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -490,8 +497,11 @@ def _one_model(entry: Entry, session, models_dir: Path, samples_dir: Path, i: in
     if entry.model_path(models_dir) is None and out.exists():  # nothing saved to refit from: the samples stand
         say(f"{tag}: reused {out}")
         return ModelRun(entry.name, entry.label, None, str(out), 0.0, 0.0, True, True)
-    say(f"{tag}: {entry.label}" + (f" (budget {budget}; a finished model in {entry.model_path(models_dir)} is reused)"
-                                   if entry.model_path(models_dir) else ""))
+    path = entry.model_path(models_dir)
+    if path is None:
+        say(f"{tag}: fitting {entry.label}")
+    else:
+        say(f"{tag}: {'reusing or resuming' if path.exists() else 'fitting'} {entry.label} in {path} (budget {budget})")
     started = time.monotonic()
     fitted = entry.fit(session, models_dir, budget=budget, preset=preset if entry.name == "ldns" else None,
                        overrides=overrides, progress=progress, inputs=inputs)
@@ -507,7 +517,7 @@ def _one_model(entry: Entry, session, models_dir: Path, samples_dir: Path, i: in
         say(f"{tag}: sampling {n} trials -> {out}")
         entry.write_samples(fitted, n, out, seed=seed, sampler=sampler, steps=steps, progress=progress,
                             inputs=inputs)
-        fresh = False
+        say(f"{tag}: sampled in {time.monotonic() - started:.0f} s")
     sample_seconds = time.monotonic() - started
     return ModelRun(entry.name, entry.label, None if fitted.path is None else str(fitted.path), str(out),
                     round(fit_seconds, 2), round(sample_seconds, 2), fitted.reused, fresh)

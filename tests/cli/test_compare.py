@@ -140,3 +140,16 @@ def test_resume_adds_a_model_and_overwrite_replaces_the_comparison(session, tmp_
     assert [g["name"] for g in saved["generated"]] == ["lds"]
     assert not (out / "samples" / "psth.nwb").exists()  # a new comparison, not a resumed one
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+
+def test_a_registered_model_whose_module_is_missing_is_refused_with_the_available_ones(monkeypatch):
+    from nwb_ldns import compare
+    from nwb_ldns.errors import OptionError
+
+    entry = compare.NeuralBaselineEntry("tndm", "TNDM", "nwb_ldns.baselines.no_such_module")
+    monkeypatch.setitem(compare.MODELS, "tndm", entry)
+    assert "tndm" not in compare.available_models()
+    assert compare.available_models()[:3] == ["ldns", "psth", "lds"]
+    with pytest.raises(OptionError, match=r"model 'tndm' is not available .*no_such_module.*available: ldns, psth, lds"):
+        compare.parse_models("ldns, TNDM")
+    assert compare.parse_models(" ldns,psth,ldns ") == ["ldns", "psth"]

@@ -52,8 +52,11 @@ def compare(session: Path, models_text: str, out: Path, budget: str, preset: str
     spike count, RMSE of pairwise correlations, RMSE of mean and std ISI, mean ± std over bootstrap resamples) as
     markdown, and writes DIR/compare.json (the full `evaluate` result) and DIR/report/index.html.
     """
+    import warnings
+
     from nwb_ldns.compare import (discard_if_empty, markdown_table, parse_models, parse_sets, prepare_output,
                                   run_compare)
+    from nwb_ldns.errors import GeneratedRangeWarning
 
     models = parse_models(models_text)
     sets = parse_sets(set_items, models)
@@ -61,10 +64,13 @@ def compare(session: Path, models_text: str, out: Path, budget: str, preset: str
     say = lambda text: click.echo(text, err=True)  # noqa: E731 - progress on stderr, the table on stdout
     try:
         data = load_session_from_options(session, **session_opts)
-        result = run_compare(data, session, models, out, work_dir=work, replacing=replacing,
-                             reading=session_kwargs(session_opts), budget=budget, preset=preset, sets=sets, n=n,
-                             seed=seed, sampler=sampler, steps=steps, reference_split=reference_split,
-                             n_resamples=n_resamples, report=not no_report, progress=not quiet, say=say)
+        with warnings.catch_warnings():  # a sampling range warning: one "warning:" line, as `sample` prints it
+            warnings.simplefilter("always", GeneratedRangeWarning)
+            warnings.showwarning = lambda message, *_: say(f"warning: {message}")
+            result = run_compare(data, session, models, out, work_dir=work, replacing=replacing,
+                                 reading=session_kwargs(session_opts), budget=budget, preset=preset, sets=sets, n=n,
+                                 seed=seed, sampler=sampler, steps=steps, reference_split=reference_split,
+                                 n_resamples=n_resamples, report=not no_report, progress=not quiet, say=say)
     except BaseException:
         if created:
             discard_if_empty(work)
