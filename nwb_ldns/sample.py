@@ -342,9 +342,9 @@ def _batches(model: "LDNSModel", plan: _Plan, observed: "_LatentRange", progress
         groups = {int(L): np.flatnonzero(trial_lengths == L) for L in np.unique(trial_lengths)}
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from nwb_ldns.progress import bar as progress_bar
 
-        bar = tqdm(total=plan.n, desc=f"generating trials ({plan.sampler})", unit="trial")
+        bar = progress_bar(total=plan.n, desc=f"generating trials ({plan.sampler})", unit="trial")
     try:
         for sample_len, members in groups.items():
             for start in range(0, members.size, plan.batch_size):

@@ -169,13 +169,13 @@ def convert_lorenz(
 ) -> Path:
     """Simulate the LDNS Lorenz benchmark and write it as one NWB file; returns the path written."""
     from pynwb import NWBHDF5IO
-    from tqdm.auto import tqdm
+    from nwb_ldns.progress import bar as progress_bar
 
     _check_options(n_trials, n_neurons, n_bins, seed, bin_width)
     out_path = Path(out_path)
     with atomic_output(out_path, overwrite=overwrite, kind="nwb") as tmp:
         sim = lorenz_sim.simulate_lorenz(n_trials, n_neurons, n_bins, seed, progress=progress)
-        with tqdm(total=2, desc="Building NWB (spike times)", unit="step", disable=not progress) as bar:
+        with progress_bar(total=2, desc="Building NWB (spike times)", unit="step", disable=not progress) as bar:
             nwb = _build_nwbfile(sim, _parameters(n_trials, n_neurons, n_bins, seed, bin_width))
             bar.update(1)
             bar.set_description("Writing NWB (gzip)")

@@ -69,13 +69,13 @@ def _integrate_many(args: tuple[np.ndarray, int]) -> np.ndarray:
 
 def simulate_latents(ics: np.ndarray, n_bins: int, *, workers: int = 2, progress: bool = True) -> np.ndarray:
     """Integrate every IC (in `workers` processes when > 1); (trial, n_bins, 3) float32, with a progress bar."""
-    from tqdm.auto import tqdm
+    from nwb_ldns.progress import bar as progress_bar
 
     n_trials = len(ics)
     chunk = max(1, min(50, math.ceil(n_trials / max(workers, 1) / 4)))
     batches = [(ics[i : i + chunk], n_bins) for i in range(0, n_trials, chunk)]
     out = np.empty((n_trials, n_bins, 3), dtype=np.float32)
-    bar = tqdm(total=n_trials, desc="Lorenz trajectories", unit="traj", disable=not progress)
+    bar = progress_bar(total=n_trials, desc="Lorenz trajectories", unit="traj", disable=not progress)
     try:
         if workers > 1 and len(batches) > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -195,14 +195,14 @@ def convert_willett(competition_dir: str | Path, out_dir: str | Path, *, overwri
     Every file's header is checked first, so a damaged file stops the conversion before anything is written
     (`convert_willett_sessions` instead converts each session on its own and reports the failures).
     """
-    from tqdm.auto import tqdm
+    from nwb_ldns.progress import bar as progress_bar
 
     sessions, targets, inputs = _plan(competition_dir, out_dir, overwrite)
     for group in sessions.values():  # fail before writing anything
         for file in group:
             check_file(file)
     written = []
-    for session, group in tqdm(sessions.items(), desc="Willett sessions", unit="session", disable=None):
+    for session, group in progress_bar(sessions.items(), desc="Willett sessions", unit="session", disable=None):
         _write_session(session, group, targets[session], inputs, overwrite)
         written.append(targets[session])
     return written

@@ -601,9 +601,9 @@ def _dtype_max(dtype: np.dtype) -> float:
 
 
 def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from nwb_ldns.progress import bar
 
-    return tqdm(total=total, desc=desc, unit="chunk", disable=total < 4 or None, leave=False, dynamic_ncols=True)
+    return bar(total=total, desc=desc, unit="chunk", disable=total < 4 or None, leave=False)
 
 
 class _BinPlan:

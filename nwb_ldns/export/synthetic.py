@@ -136,9 +136,9 @@ def _bar(progress: bool, total: int, desc: str, unit: str):
     """A tqdm bar (None when progress is off)."""
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from nwb_ldns.progress import bar
 
-    return tqdm(total=total, desc=desc, unit=unit)
+    return bar(total=total, desc=desc, unit=unit)
 
 
 def _trials_table(meta: xr.Dataset, starts: np.ndarray, stops: np.ndarray):

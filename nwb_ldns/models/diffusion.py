@@ -147,9 +147,9 @@ def sample_latents(
             cond_d = cond.to(device) if cond is not None else None
             iterator = timesteps
             if progress:
-                from tqdm.auto import tqdm
+                from nwb_ldns.progress import bar
 
-                iterator = tqdm(timesteps, desc=f"sampling ({sampler})", unit="step")
+                iterator = bar(timesteps, desc=f"sampling ({sampler})", unit="step")
             for i, t in enumerate(iterator):
                 t_batch = torch.full((batch,), t, device=device, dtype=torch.long)
                 inp = torch.cat([x, extra_d], dim=-1) if extra_d is not None else x

@@ -130,10 +130,9 @@ class Run:
             tqdm.write(message, file=sys.stderr)
 
     def bar(self, total: int, initial: int, desc: str):
-        from tqdm.auto import tqdm
+        from nwb_ldns.progress import bar
 
-        return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not (self.progress and self.writes),
-                    dynamic_ncols=True, leave=True)
+        return bar(total=total, initial=initial, desc=desc, unit="step", disable=not (self.progress and self.writes))
 
     def epoch_done(self, stage: str, epoch: int) -> None:
         if self.on_epoch_end is not None:
