@@ -1,5 +1,5 @@
 """Training step time and sampling time of the neural baselines at MC_Maze shapes (2008 trials x 140 bins x 182
-units), with the reference settings (preset `lfads`: batch 256), on CPU threads.
+units), with the reference settings (presets `lfads`: batch 256 trials, `pivae`: 32 trials = 4480 bins), on CPU threads.
 
     flock /tmp/cpu.lock .venv/bin/python benchmarks/baselines_speed.py [--threads 2] [--steps 5]
 
@@ -24,34 +24,41 @@ def _session():
 
     rng = np.random.default_rng(0)
     counts = rng.poisson(0.05, (N_TRIALS, N_BINS, N_UNITS))
-    return make_session_dataset(counts, 0.005, attrs={"source_sha256": "00" * 32})
+    return make_session_dataset(counts, 0.005, attrs={"source_sha256": "00" * 32},
+                                extra_trial_vars={"trial_reach_angle": rng.uniform(0, 2 * np.pi, N_TRIALS)})
 
 
-def bench_lfads(steps: int) -> dict[str, float]:
-    from nwb_ldns.baselines import lfads
-    from nwb_ldns.baselines.lfads import LFADS
+def bench(name: str, steps: int) -> dict[str, float]:
+    """Seconds per optimiser step at the preset's batch and to sample 2008 trials, of baseline `name`."""
+    from importlib import import_module
+
+    from nwb_ldns.baselines import neural_baseline
     from nwb_ldns.baselines.trainer import describe_trials, resolve_baseline_config
 
+    module = import_module(f"nwb_ldns.baselines.{name}")
     session = _session()
-    config = resolve_baseline_config(lfads.SPEC, "lfads", None)
+    overrides = {"condition": "reach_angle"} if name == "pivae" else None
+    config = resolve_baseline_config(module.SPEC, name, overrides)
     data = describe_trials(session, np.arange(N_TRIALS), np.arange(0))
+    if module.SPEC.describe is not None:
+        data.update(module.SPEC.describe(session, config))
     torch.manual_seed(0)
-    net = lfads.build(config, data)
-    tensors = lfads.tensors(session, config)
+    net = module.build(config, data)
+    tensors = module.tensors(session, config)
     optimizer = torch.optim.Adam(net.parameters(), lr=config["lr"])
     batch = config["batch_size"]
     times = []
     for step in range(steps + 1):
         rows = torch.randperm(N_TRIALS)[:batch]
         start = time.perf_counter()
-        loss, _ = lfads.loss(net, {k: v[rows] for k, v in tensors.items()}, config, step, 8, True)
+        loss, _ = module.loss(net, {k: v[rows] for k, v in tensors.items()}, config, step, 8, True)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), config["grad_clip"])
         optimizer.step()
         times.append(time.perf_counter() - start)
     step_s = float(np.mean(times[1:]))
-    model = LFADS(net.eval(), config, data, model_dir=None)
+    model = neural_baseline(name)(net.eval(), config, data, model_dir=None)
     start = time.perf_counter()
     model.sample(N_TRIALS, seed=0)
     sample_s = time.perf_counter() - start
@@ -67,8 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"shapes {N_TRIALS} x {N_BINS} x {N_UNITS}, {args.threads} threads, torch {torch.__version__}")
-    for name, bench in (("lfads", bench_lfads),):
-        r = bench(args.steps)
+    for name in ("lfads", "pivae"):
+        r = bench(name, args.steps)
         print(f"{name}: batch {r['batch']}: {r['step_s']:.3f} s/step, {r['epoch_s']:.1f} s/epoch, "
               f"{r['epochs']} epochs ~ {r['train_s'] / 60:.0f} min; sampling {N_TRIALS} trials {r['sample_s']:.2f} s")
 

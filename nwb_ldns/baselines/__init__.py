@@ -1,5 +1,5 @@
 """Honest baselines written as NWB like LDNS samples: PSTH-Poisson (no shared variability) and LDS-Poisson
-(linear-Gaussian latent dynamics), fitted in closed form; and the LDNS paper's neural baselines (LFADS), trained
+(linear-Gaussian latent dynamics), fitted in closed form; and the LDNS paper's neural baselines (LFADS, pi-VAE), trained
 into a model directory like `fit` (nwb_ldns.baselines.trainer). All are fitted on the training split and sampled
 with a seed."""
 
@@ -20,7 +20,7 @@ def fit_baseline(name: str, session, **options):
     return BASELINES[name].fit(session, **options)
 
 
-NEURAL = ("lfads",)
+NEURAL = ("lfads", "pivae")
 
 
 def neural_baseline(name: str):
@@ -31,4 +31,8 @@ def neural_baseline(name: str):
         from nwb_ldns.baselines.lfads import LFADS
 
         return LFADS
+    if name == "pivae":
+        from nwb_ldns.baselines.pivae import PiVAE
+
+        return PiVAE
     raise OptionError(f"unknown neural baseline {name!r}; choose one of {', '.join(NEURAL)}")

@@ -38,8 +38,7 @@ from nwb_ldns.training.state import write_tensors
 BASELINE_FORMAT = "nwb-ldns-baseline"
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
-# keys every preset has (the shared loop reads them)
-LOOP_KEYS = ("seed", "epochs", "batch_size", "lr", "grad_clip", "checkpoint_every")
+# every preset has the keys the shared loop reads: seed, epochs, batch_size, lr, grad_clip, checkpoint_every
 
 # (module, batch tensors, config, step, steps_per_epoch, training) -> (loss, {name: float} for the log)
 LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor], dict[str, Any], int, int, bool],
@@ -58,6 +57,8 @@ class BaselineSpec:
     build: Callable[[dict[str, Any], dict[str, Any]], torch.nn.Module]  # (config, data) -> network
     loss: LossFn
     tensors: Callable[[xr.Dataset, dict[str, Any]], dict[str, torch.Tensor]]  # (trials, config) -> tensors
+    # (training trials, config) -> extra entries of the data description that sampling needs (e.g. labels)
+    describe: Callable[[xr.Dataset, dict[str, Any]], dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -75,7 +76,10 @@ def resolve_baseline_config(spec: BaselineSpec, preset: str | None, overrides: M
         if key not in config:
             raise OptionError(f"unknown {spec.name} config key {key!r} in --set; valid keys: "
                               f"{', '.join(sorted(config))}")
-        config[key] = _coerce(key, value, type(config[key]))
+        if isinstance(config[key], str) and isinstance(value, str):
+            config[key] = value.strip()  # text settings (e.g. a column name; "none" is a value here, not null)
+        else:
+            config[key] = _coerce(key, value, type(config[key]))
     for key in ("epochs", "batch_size", "checkpoint_every"):
         if config[key] < 1:
             raise OptionError(f"--set {key}={config[key]} must be a positive integer")
@@ -275,6 +279,8 @@ def fit_baseline_dir(spec: BaselineSpec, session: xr.Dataset, model_dir: str | P
                 _same_run(described, config, data, directory)
                 config = described["config"]
             else:
+                if spec.describe is not None:
+                    data.update(spec.describe(session.isel(trial=train_pos), config))
                 directory.mkdir(parents=True, exist_ok=True)
                 described = {"format": BASELINE_FORMAT, "format_version": FORMAT_VERSION, "baseline": spec.name,
                              "model_name": spec.model_name, "nwb_ldns_version": _version(), "config": config,

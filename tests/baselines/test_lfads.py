@@ -14,12 +14,9 @@ from click.testing import CliRunner
 from nwb_ldns.baselines import PSTHPoisson
 from nwb_ldns.baselines.lfads import LFADS, LFADSNet, kl_diagonal_gaussians, ramp
 from nwb_ldns.baselines.trainer import WEIGHTS
-from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.errors import InputFileError, OptionError, OutputExistsError
 from nwb_ldns.metrics import headline_statistics
-
-SOURCE = {"source_path": "/data/rot.nwb", "source_identifier": "rot", "source_sha256": "11" * 32}
-
+from tests.baselines.sessions import rotation_session
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -27,22 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def rotation_session(n_trials: int = 300, n_bins: int = 30, n_units: int = 20, seed: int = 0, variable=False):
-    """Poisson units driven by a 2-D rotation with a random phase and amplitude per trial: the trial average
-    (PSTH) washes the rotation out, so only a model of the latent dynamics reproduces the pairwise correlations."""
-    rng = np.random.default_rng(seed)
-    phase, amp = rng.uniform(0, 2 * np.pi, n_trials), rng.uniform(0.5, 1.5, n_trials)
-    angle = phase[:, None] + 2 * np.pi / 15 * np.arange(n_bins)
-    z = amp[:, None, None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
-    rates = np.exp(np.log(rng.uniform(0.1, 0.4, n_units)) + z @ (0.8 * rng.normal(size=(2, n_units))))
-    mask = np.ones((n_trials, n_bins), bool)
-    if variable:
-        mask = np.arange(n_bins)[None, :] < rng.integers(n_bins // 2, n_bins + 1, n_trials)[:, None]
-    split = np.where(np.arange(n_trials) < int(0.8 * n_trials), "train", "test")
-    return make_session_dataset(rng.poisson(rates) * mask[:, :, None], 0.01, mask=mask, split=split,
-                                unit_ids=np.arange(n_units) + 7, attrs=SOURCE)
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,8 @@ def _neural(command):
 
 def _run_neural(name: str, session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool,
                 preset: str | None, set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None,
-                resume: bool, quiet: bool, session_opts: dict, sample_options: dict) -> None:
+                resume: bool, quiet: bool, session_opts: dict, sample_options: dict,
+                fit_options: dict | None = None) -> None:
     """Fit (or resume / reuse) the baseline's model directory, then sample --n trials into --out."""
     from nwb_ldns.baselines import neural_baseline
     from nwb_ldns.config import parse_set_options
@@ -99,7 +100,8 @@ def _run_neural(name: str, session: Path, n_trials: int | None, out: Path, seed:
     refuse_overlapping_outputs(("--out", out), ("--model-dir", model_dir))
     ds = load_session_from_options(session, **session_opts)
     model = neural_baseline(name).fit(ds, model_dir, preset=preset, overrides=overrides or None, resume=resume,
-                                       overwrite=overwrite, progress=not quiet, inputs=[session])
+                                       overwrite=overwrite, progress=not quiet, inputs=[session],
+                                       **(fit_options or {}))
     n = n_trials or model.n_train
     generated = model.sample(n, seed=seed, **sample_options)
     write_synthetic(generated, out, overwrite=overwrite, inputs=[session, model_dir])
@@ -126,3 +128,24 @@ def lfads(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: 
     Poisson rates; samples draw initial conditions from the prior (no controller, as the LDNS paper's AutoLFADS)."""
     _run_neural("lfads", session, n_trials, out, seed, overwrite, preset, set_items, epochs, model_dir, resume,
                 quiet, session_opts, {"n_bins": n_bins})
+
+
+@baseline.command("pivae")
+@_common
+@_neural
+@click.option("--preset", type=click.Choice(["pivae", "tiny"]), default=None,
+              help="pivae: the reference's settings (z 4, encoder 3 x 60 tanh, 2 GIN blocks, lr 1e-3, 500 epochs); "
+              "tiny: tests. Default: pivae (on --resume: the run's own).")
+@click.option("--condition", default=None,
+              help="Trial column of angles (radians) for the label prior, e.g. reach_angle ('auto', the default: "
+              "reach_angle if present; 'none': no label).")
+@click.option("--angle", default="training", show_default=True,
+              help="Angles of the samples: training (those of random training trials), uniform (linspace 0..2 pi, "
+              "as the reference) or one angle in radians.")
+def pivae(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
+          set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None, resume: bool, quiet: bool,
+          condition: str | None, angle: str, **session_opts) -> None:
+    """pi-VAE: label prior p(z|angle), GIN decoder, Poisson; every time bin an i.i.d. sample (as the reference):
+    samples keep angle tuning and within-bin correlations, but have no time course."""
+    _run_neural("pivae", session, n_trials, out, seed, overwrite, preset, set_items, epochs, model_dir, resume,
+                quiet, session_opts, {"angle": angle}, {"condition": condition})
