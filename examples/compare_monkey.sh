@@ -3,11 +3,11 @@
 # resamples, plus the real-vs-real floor) on a stand-in for DANDI:000128 (MC_Maze) in the published layout, read
 # the paper's way (5 ms bins, -250..+450 ms around movement onset = 140 bins, 182 units, the LDNS split).
 # Swap MAZE for the real file to get the table on the recording. Rerunning reuses finished models and samples.
-#   COMPARE_MODELS=ldns,psth,lds,lfads LFADS_EPOCHS=60 examples/compare_monkey.sh
+#   COMPARE_MODELS=ldns,psth,lds examples/compare_monkey.sh
 set -euo pipefail
 
 OUT=${COMPARE_OUT:-monkey-output}
-MODELS=${COMPARE_MODELS:-ldns,psth,lds}
+MODELS=${COMPARE_MODELS:-ldns,psth,lds,lfads}
 TRIALS=${MONKEY_TRIALS:-1200}
 mkdir -p "$OUT"
 MAZE="$OUT/maze-fixture-$TRIALS.nwb"
@@ -15,8 +15,10 @@ MAZE="$OUT/maze-fixture-$TRIALS.nwb"
 write_mc_maze_like('$MAZE', n_trials=$TRIALS, n_heldin=137, n_heldout=45, n_early_onset=0, seed=0)"
 
 EXTRA=()
-case ",$MODELS," in *,lfads,*) EXTRA+=(--set "lfads.epochs=${LFADS_EPOCHS:-60}") ;; esac
-case ",$MODELS," in *,pivae,*) EXTRA+=(--set "pivae.epochs=${PIVAE_EPOCHS:-60}") ;; esac
+# LFADS: the reference preset trains 1000 epochs; here a few minutes on 2 cores, the KL/L2 ramps over the first quarter
+LFADS_EPOCHS=${LFADS_EPOCHS:-60}
+case ",$MODELS," in *,lfads,*) EXTRA+=(--set "lfads.epochs=$LFADS_EPOCHS" --set "lfads.kl_ramp_epochs=$((LFADS_EPOCHS / 4))"
+                                     --set "lfads.l2_ramp_epochs=$((LFADS_EPOCHS / 4))") ;; esac
 
 nwb-ldns compare "$MAZE" --recipe mc_maze --models "$MODELS" --budget default --out "$OUT/compare-monkey" --resume \
   --quiet ${EXTRA[@]+"${EXTRA[@]}"} "$@"
