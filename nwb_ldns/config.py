@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 from typing import Any, Mapping
 
 from nwb_ldns.errors import OptionError
@@ -341,6 +342,34 @@ def parse_set_options(items: list[str] | tuple[str, ...]) -> dict[str, str]:
             raise OptionError(f"--set {item!r} is not key=value; write e.g. --set autoencoder.epochs=5")
         overrides[key.strip()] = value.strip()
     return overrides
+
+
+def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """(preset, dotted overrides) of `fit --config FILE`: a model directory's config.json (or the directory itself:
+    the run is reproduced), or a JSON/YAML file of settings, nested or as dotted keys."""
+    import yaml
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise OptionError(f"--config {path}: cannot read it ({error}); pass a JSON or YAML file of settings or a "
+                          "model directory's config.json") from None
+    try:
+        loaded = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise OptionError(f"--config {path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
+                          f"({str(error).splitlines()[0]}); fix the file or pass a model directory's config.json") from None
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("config"), Mapping) and "data" in loaded:
+        loaded = loaded["config"]  # a model directory's config.json: the resolved config of that run
+    if not isinstance(loaded, Mapping):
+        raise OptionError(f"--config {path}: expected a mapping of settings (e.g. autoencoder: {{epochs: 50}}), got "
+                          f"{type(loaded).__name__}")
+    settings = flatten(loaded)
+    preset = settings.pop("preset", None)
+    return (str(preset) if preset is not None else None), settings
 
 
 DEFAULT_PRESET = "auto"

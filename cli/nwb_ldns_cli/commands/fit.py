@@ -74,6 +74,11 @@ def next_options(model, sessions: tuple[str, ...]) -> str:
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Override one config value by its dotted key, e.g. --set autoencoder.epochs=5 "
               "--set diffusion.loss=smoothl1 (repeatable; --dry-run prints every key).")
+@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), default=None,
+              metavar="FILE",
+              help="Settings from a JSON or YAML file (nested sections or dotted keys, as --set takes them), or a "
+              "model directory / its config.json: `fit SESSION --config old.ldns --out new.ldns` reproduces that "
+              "run. --preset, --set, --epochs, --seed and --condition given here win over the file.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Shortcut: set autoencoder.epochs and diffusion.epochs to N.")
 @click.option("--seed", type=int, default=None, help="Random seed for initialisation, batching and noise (default 42).")
@@ -102,8 +107,8 @@ def next_options(model, sessions: tuple[str, ...]) -> str:
               "(README, Scaling out).")
 @session_options
 def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: int | None, preset: str | None,
-        set_items: tuple[str, ...], epochs: int | None, seed: int | None, condition: str | None, spike_history: bool,
-        resume: bool, dry_run: bool, overwrite: bool, quiet: bool, processes: int, **session_opts) -> None:
+        set_items: tuple[str, ...], config_file: Path | None, epochs: int | None, seed: int | None,
+        condition: str | None, spike_history: bool, resume: bool, dry_run: bool, overwrite: bool, quiet: bool, processes: int, **session_opts) -> None:
     """Train an LDNS model on the train split of SESSION (an NWB file, .nwb.zarr store or URL).
 
     Several sessions with the same units/channels train one model on all their trials, each session keeping its
@@ -116,6 +121,12 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
     from nwb_ldns.config import format_config, parse_set_options
 
     overrides: dict[str, object] = dict(parse_set_options(set_items))
+    if config_file is not None:
+        from nwb_ldns.config import read_config_file
+
+        file_preset, file_settings = read_config_file(config_file)
+        overrides = {**file_settings, **overrides}
+        preset = preset or file_preset
     if epochs is not None:
         overrides["autoencoder.epochs"] = epochs
         overrides["diffusion.epochs"] = epochs
