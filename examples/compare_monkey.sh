@@ -7,7 +7,7 @@
 set -euo pipefail
 
 OUT=${COMPARE_OUT:-monkey-output}
-MODELS=${COMPARE_MODELS:-ldns,psth,lds,lfads}
+MODELS=${COMPARE_MODELS:-ldns,psth,lds,lfads,pivae}
 TRIALS=${MONKEY_TRIALS:-1200}
 mkdir -p "$OUT"
 MAZE="$OUT/maze-fixture-$TRIALS.nwb"
@@ -19,6 +19,9 @@ EXTRA=()
 LFADS_EPOCHS=${LFADS_EPOCHS:-60}
 case ",$MODELS," in *,lfads,*) EXTRA+=(--set "lfads.epochs=$LFADS_EPOCHS" --set "lfads.kl_ramp_epochs=$((LFADS_EPOCHS / 4))"
                                      --set "lfads.l2_ramp_epochs=$((LFADS_EPOCHS / 4))") ;; esac
+# pi-VAE: the reference trains 500 epochs; here its label prior on the reach angle where there is one (auto)
+PIVAE_EPOCHS=${PIVAE_EPOCHS:-30}
+case ",$MODELS," in *,pivae,*) EXTRA+=(--set "pivae.epochs=$PIVAE_EPOCHS") ;; esac
 
 nwb-ldns compare "$MAZE" --recipe mc_maze --models "$MODELS" --budget default --out "$OUT/compare-monkey" --resume \
   --quiet ${EXTRA[@]+"${EXTRA[@]}"} "$@"
