@@ -28,6 +28,7 @@ import xarray as xr
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from nwb_ldns.data.schema import session_shape
 from nwb_ldns.config import _coerce
 from nwb_ldns.errors import InputFileError, OptionError, OutputExistsError, SessionContentError
 from nwb_ldns.fileio import lock_directory, refuse_input_as_output, refuse_unwritable, replace_path
@@ -115,11 +116,7 @@ def describe_trials(session: xr.Dataset, train: np.ndarray, val: np.ndarray) -> 
         raise SessionContentError("variable-length trials must be left-aligned (mask True for a prefix of bins)")
     attrs = session.attrs
     return {
-        "n_units": int(session.sizes["unit"]),
-        "n_bins": int(session.sizes["time"]),
-        "bin_width": float(attrs["bin_width"]),
-        "time_offset": float(session["time"].values[0]),
-        "unit_ids": [int(u) for u in session["unit"].values],
+        **session_shape(session),
         "variable_length": not bool(mask.all()),
         "train_trials": [int(t) for t in session["trial"].values[train]],
         "val_trials": [int(t) for t in session["trial"].values[val]],

@@ -128,3 +128,14 @@ def subject_from_attrs(ds: xr.Dataset) -> dict[str, Any]:
 def split_of(ds: xr.Dataset, name: str) -> xr.Dataset:
     """The trials of one split ("train", "val", "test")."""
     return ds.isel(trial=np.flatnonzero(ds["split"].values == name))
+
+
+def session_shape(session: xr.Dataset) -> dict:
+    """The shape part of a model's data description (config.json): units, bins, bin width, time offset, unit ids."""
+    return {
+        "n_units": int(session.sizes["unit"]),
+        "n_bins": int(session.sizes["time"]),
+        "bin_width": float(session.attrs["bin_width"]),
+        "time_offset": float(session["time"].values[0]),
+        "unit_ids": [int(u) for u in session["unit"].values],
+    }

@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 
 from nwb_ldns.config import DEFAULT_PRESET, flatten, resolve_config
-from nwb_ldns.data.schema import validate_session_dataset
+from nwb_ldns.data.schema import session_shape, validate_session_dataset
 from nwb_ldns.errors import (NWBLDNSError, OptionError, OutputExistsError, OutputWriteError, SessionContentError,
                              TrainingDivergedError)
 from nwb_ldns.fileio import as_output_write_error, check_output, is_model_dir, lock_directory, replace_path
@@ -90,11 +90,7 @@ def describe_data(session: xr.Dataset, config: Mapping[str, Any], train: np.ndar
         condition = describe_condition(session, name, kind, train, val)
     attrs = session.attrs
     return {
-        "n_units": int(session.sizes["unit"]),
-        "n_bins": int(session.sizes["time"]),
-        "bin_width": float(attrs["bin_width"]),
-        "time_offset": float(session["time"].values[0]),
-        "unit_ids": [int(u) for u in session["unit"].values],
+        **session_shape(session),
         "unit_vars": {v: [_jsonable(x) for x in session[v].values] for v in session.data_vars
                       if v.startswith("unit_") and session[v].dims == ("unit",)},
         "variable_length": variable,
