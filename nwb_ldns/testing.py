@@ -12,6 +12,7 @@ from uuid import uuid4
 
 import numpy as np
 
+from nwb_ldns.data.windows import SPLIT_COLUMN
 from nwb_ldns.mc_maze_fixture import MazeTruth, write_mc_maze_like  # noqa: F401 - the MC_Maze stand-in
 
 
@@ -114,12 +115,12 @@ def write_counts_session(path: str | Path, counts: np.ndarray, bin_width: float,
     for name, (text, _) in columns.items():
         nwb.add_trial_column(name=name, description=text)
     if with_split:
-        nwb.add_trial_column(name="split", description="train/val/test")
+        nwb.add_trial_column(name=SPLIT_COLUMN, description="train/val/test")
     for i, start in enumerate(starts):
         row = dict(start_time=float(start), stop_time=float(start + trial_len))
         row.update({name: values[i] for name, (_, values) in columns.items()})
         if with_split:
-            row["split"] = _split_label(i, n_trials)
+            row[SPLIT_COLUMN] = _split_label(i, n_trials)
         nwb.add_trial(**row)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)

@@ -15,6 +15,7 @@ import numpy as np
 
 from nwb_ldns.convert import lorenz_sim
 from nwb_ldns.convert.nwb_common import gzip, new_nwbfile, trials_table, units_from_counts
+from nwb_ldns.data.windows import SPLIT_COLUMN
 from nwb_ldns.errors import OptionError
 from nwb_ldns.limits import check_fits
 from nwb_ldns.fileio import atomic_output, hdf5_writer
@@ -113,7 +114,7 @@ def _build_nwbfile(sim: lorenz_sim.LorenzSimulation, params: dict):
         starts, np.round(starts + n_bins * bin_width, 6),
         description=f"One row per simulated trajectory; splits {split_counts}.",
         columns={
-            "split": ("train/val/test, the reference's seeded random_split (70/10/20)", sim.split.tolist()),
+            SPLIT_COLUMN: ("train/val/test, the reference's seeded random_split (70/10/20)", sim.split.tolist()),
         },
     )
     misc = nwb.create_processing_module(

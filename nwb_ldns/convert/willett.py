@@ -15,6 +15,7 @@ import numpy as np
 
 from nwb_ldns.convert import willett_channels
 from nwb_ldns.convert.nwb_common import gzip, new_nwbfile, trials_table
+from nwb_ldns.data.windows import SPLIT_COLUMN
 from nwb_ldns.convert.willett_mat import (
     BIN_WIDTH_S, N_CHANNELS, SessionFile, SplitPart, check_file, find_session_files, read_part, session_date,
 )
@@ -147,7 +148,7 @@ def _build_nwbfile(session: str, parts: list[SplitPart]):
         np.round(offsets * BIN_WIDTH_S, 6), np.round((offsets + lengths) * BIN_WIDTH_S, 6),
         description="One row per sentence; split from the release folder (train/, test/, competitionHoldOut/).",
         columns={
-            "split": ("train, test or holdout (competitionHoldOut), from the release folder", [r[0] for r in rows]),
+            SPLIT_COLUMN: ("train, test or holdout (competitionHoldOut), from the release folder", [r[0] for r in rows]),
             "sentence": ("cued sentence text ('' where the release withholds it)",
                          [part.sentences[i] for _, i, part in rows]),
             "block": ("recording block (blockIdx; -1 if absent)", np.array([part.blocks[i] for _, i, part in rows])),

@@ -18,7 +18,7 @@ from nwb_ldns.data.opening import open_nwb
 from nwb_ldns.data.session import (DEFAULT_BIN_WIDTH, channel_electrodes, electrode_locations, provenance_bin_width,
                                    subject_json)
 from nwb_ldns.errors import SessionContentError
-from nwb_ldns.data.windows import n_bins_in
+from nwb_ldns.data.windows import SPLIT_COLUMNS, n_bins_in
 
 _MAX_CATEGORIES = 8  # a column with at most this many distinct values is listed as categorical
 
@@ -80,7 +80,7 @@ def _trials_summary(path: str, table) -> dict[str, Any]:
             else None
         ),
         "time_range": [float(np.nanmin(start)), float(np.nanmax(stop))] if len(start) else None,
-        "has_split": tables.has_column(table, "split"),
+        "has_split": any(tables.has_column(table, name) for name in SPLIT_COLUMNS),
         "align_columns": time_columns,
         "columns": [_column_summary(table, name) for name in tables.colnames(table)],
     }
@@ -95,7 +95,7 @@ def condition_columns(trials: dict[str, Any]) -> list[str]:
     out = []
     for column in trials["columns"]:
         values = column.get("values")
-        if column["name"] in ("split", "trial_type_name") or not values:
+        if column["name"] in (*SPLIT_COLUMNS, "trial_type_name") or not values:
             continue
         counts = list(values.values())
         if 2 <= len(counts) <= CONDITION_MAX_CLASSES and min(counts) >= CONDITION_MIN_TRIALS:

@@ -26,7 +26,7 @@ from nwb_ldns.data.opening import OpenedSource, open_nwb
 from nwb_ldns.data.schema import make_session_dataset
 from nwb_ldns.data.selection import select_rows, unit_selection
 from nwb_ldns.data.spike_stream import BYTES_PER_SPIKE, SpikeTimes, check_numeric_dtype
-from nwb_ldns.data.windows import Windows, check_disjoint_warning, fixed_windows, trial_windows
+from nwb_ldns.data.windows import SPLIT_COLUMNS, Windows, check_disjoint_warning, fixed_windows, trial_windows
 from nwb_ldns.errors import OptionError, OutputExistsError, OutputWriteError, SessionContentError
 from nwb_ldns.limits import check_session_size
 
@@ -309,7 +309,7 @@ class _Reader:
     # -- extras ------------------------------------------------------------------------------------------------
     def trial_variables(self, table, windows: Windows) -> dict[str, np.ndarray]:
         out = {}
-        for name in tables.scalar_columns(table, skip=("split",)):
+        for name in tables.scalar_columns(table, skip=SPLIT_COLUMNS):
             values = tables.scalar_values(tables.column(table, name))
             if len(values) == len(table):
                 out[f"trial_{name}"] = values[windows.rows]

@@ -19,6 +19,11 @@ from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.limits import check_session_size
 
 SPLIT_VALUES = ("train", "val", "test", "generated")
+# The trials column that holds the split: `data_split` in the files we write (a column named `split` shadows
+# pynapple's IntervalSet.split(), so `trials[trials.split == "train"]` fails there); `split` in older files of ours
+# and in the NLB files (MC_Maze), read the same way.
+SPLIT_COLUMNS = ("data_split", "split")
+SPLIT_COLUMN = SPLIT_COLUMNS[0]
 _EPS = 1e-6  # tolerance (in bins) when a duration is an integer number of bins up to float rounding
 # Overlapping trials of a start/stop table: real tables have a few short overlaps (trial intervals padded beyond
 # the next trial's start), which are kept with a warning; a table where a trial overlaps its successor by at least
@@ -287,11 +292,13 @@ def _is_numeric(table, name: str) -> bool:
 
 
 def table_splits(table, n_rows: int, seed: int) -> tuple[np.ndarray, bool]:
-    """The table's `split` column (as str) when present, else a seeded 70/10/20 train/val/test draw."""
-    if tables.has_column(table, "split"):
-        col = tables.column(table, "split")
-        if tables.is_scalar_column(col):
-            return np.char.strip(tables.scalar_values(col).astype(str)), True
+    """The table's split column (`data_split`, else `split`; as str) when present, else a seeded 70/10/20
+    train/val/test draw."""
+    for name in SPLIT_COLUMNS:
+        if tables.has_column(table, name):
+            col = tables.column(table, name)
+            if tables.is_scalar_column(col):
+                return np.char.strip(tables.scalar_values(col).astype(str)), True
     return random_splits(n_rows, seed), False
 
 

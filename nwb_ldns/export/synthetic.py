@@ -14,6 +14,7 @@ from uuid import uuid4
 import numpy as np
 import xarray as xr
 
+from nwb_ldns.data.windows import SPLIT_COLUMN
 from nwb_ldns.errors import OptionError, SessionContentError
 from nwb_ldns.export.provenance import (
     make_provenance,
@@ -27,7 +28,7 @@ from nwb_ldns.export.spikes import spike_time_blocks
 from nwb_ldns.fileio import atomic_output, check_output, hdf5_writer
 
 COMPRESSIONS = {"hdf5": (None, "gzip", "lzf"), "zarr": (None, "gzip", "blosc")}
-RESERVED_TRIAL_COLUMNS = {"start_time", "stop_time", "tags", "timeseries", "id", "align_time", "split"}
+RESERVED_TRIAL_COLUMNS = {"start_time", "stop_time", "tags", "timeseries", "id", "align_time", "split", "data_split"}
 RESERVED_UNIT_COLUMNS = {
     "spike_times", "obs_intervals", "electrodes", "electrode_group", "waveform_mean", "waveform_sd", "waveforms",
     "id", "source_unit_id",
@@ -155,6 +156,9 @@ def _trials_table(meta: xr.Dataset, starts: np.ndarray, stops: np.ndarray):
             description="Absolute time (s) of the generated time coordinate 0.",
             data=np.round(starts - time0, 6),
         ),
+        VectorData(name=SPLIT_COLUMN, description="'generated': every trial of this file is synthetic (load_session "
+                   "keeps the label, so a generated file is never mistaken for real train/val/test trials).",
+                   data=np.full(len(starts), "generated")),
     ]
     for column, values in _prefixed_vars(meta, "trial", RESERVED_TRIAL_COLUMNS):
         description = f"Condition '{column}' the trial was generated for."

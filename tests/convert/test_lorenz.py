@@ -88,7 +88,7 @@ def test_nwb_file_holds_the_simulation_exactly(lorenz_file, sim):
         stops = nwb.trials["stop_time"].data[:]
         np.testing.assert_allclose(starts, np.arange(12) * (64 * 0.01 + TRIAL_GAP_S), atol=1e-9)
         np.testing.assert_allclose(stops - starts, 0.64, atol=1e-9)
-        assert list(nwb.trials["split"].data[:]) == sim.split.tolist()
+        assert list(nwb.trials["data_split"].data[:]) == sim.split.tolist()
         assert nwb.units.resolution == 1e-6
         assert list(nwb.units.id[:]) == list(range(16))
         spikes = [nwb.units.get_unit_spike_times(i) for i in range(16)]

@@ -46,7 +46,7 @@ def test_converts_one_file_per_session_with_exact_counts(competition_dir, tmp_pa
         assert data.shape == (60 + 70 + 55 + 40 + 90 + 50 + 30, 256)
         trials = nwb.trials.to_dataframe()
         # recording order: holdout (blocks 1, 2), train (3, 3, 4), test (5, 5)
-        assert trials["split"].tolist() == ["holdout"] * 2 + ["train"] * 3 + ["test"] * 2
+        assert trials["data_split"].tolist() == ["holdout"] * 2 + ["train"] * 3 + ["test"] * 2
         assert trials["block"].tolist() == [1, 2, 3, 3, 4, 5, 5]
         assert trials["sentence"].tolist() == ["", "", "hello world", "how are you", "i am fine", "good night",
                                                "see you"]
@@ -54,7 +54,7 @@ def test_converts_one_file_per_session_with_exact_counts(competition_dir, tmp_pa
             first = int(round(row["start_time"] * 50))
             rows = data[first : first + row["n_bins"]]
             assert int(round((row["stop_time"] - row["start_time"]) * 50)) == row["n_bins"]
-            np.testing.assert_array_equal(rows, truth[("t12.2022.04.28", row["split"])][row["source_index"]])
+            np.testing.assert_array_equal(rows, truth[("t12.2022.04.28", row["data_split"])][row["source_index"]])
         assert nwb.session_id == "t12-2022-04-28"
         assert nwb.session_start_time.utcoffset().total_seconds() == -7 * 3600  # PDT on 2022-04-28
         assert (nwb.subject.subject_id, nwb.subject.species, nwb.subject.sex, nwb.subject.age) == (
@@ -67,7 +67,7 @@ def test_converts_one_file_per_session_with_exact_counts(competition_dir, tmp_pa
 
     io, nwb = _read(paths[1])
     with io:
-        assert nwb.trials["split"].data[:].tolist() == ["train", "train", "test"]
+        assert nwb.trials["data_split"].data[:].tolist() == ["train", "train", "test"]
         assert len(nwb.processing["ecephys"]["tx1"].data) == 270
 
 
