@@ -1,7 +1,7 @@
 """Honest baselines written as NWB like LDNS samples: PSTH-Poisson (no shared variability) and LDS-Poisson
-(linear-Gaussian latent dynamics), fitted in closed form; and the LDNS paper's neural baselines (LFADS, pi-VAE), trained
-into a model directory like `fit` (nwb_ldns.baselines.trainer). All are fitted on the training split and sampled
-with a seed."""
+(linear-Gaussian latent dynamics), fitted in closed form; and the LDNS paper's neural baselines (LFADS, pi-VAE,
+TNDM), trained into a model directory like `fit` (nwb_ldns.baselines.trainer). All are fitted on the training split
+and sampled with a seed."""
 
 from nwb_ldns.baselines.lds import LDSPoisson
 from nwb_ldns.baselines.psth import PSTHPoisson
@@ -20,7 +20,7 @@ def fit_baseline(name: str, session, **options):
     return BASELINES[name].fit(session, **options)
 
 
-NEURAL = ("lfads", "pivae")
+NEURAL = ("lfads", "pivae", "tndm")
 
 
 def neural_baseline(name: str):
@@ -35,4 +35,8 @@ def neural_baseline(name: str):
         from nwb_ldns.baselines.pivae import PiVAE
 
         return PiVAE
+    if name == "tndm":
+        from nwb_ldns.baselines.tndm import TNDM
+
+        return TNDM
     raise OptionError(f"unknown neural baseline {name!r}; choose one of {', '.join(NEURAL)}")

@@ -1,4 +1,5 @@
-"""`nwb-ldns baseline psth|lds SESSION.nwb --out B.nwb`: fit a baseline on the training trials, write samples."""
+"""`nwb-ldns baseline psth|lds|lfads|pivae|tndm SESSION.nwb --out B.nwb`: fit a baseline on the training trials,
+write samples."""
 
 from __future__ import annotations
 
@@ -149,3 +150,23 @@ def pivae(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: 
     samples keep angle tuning and within-bin correlations, but have no time course."""
     _run_neural("pivae", session, n_trials, out, seed, overwrite, preset, set_items, epochs, model_dir, resume,
                 quiet, session_opts, {"angle": angle}, {"condition": condition})
+
+
+@baseline.command("tndm")
+@_common
+@_neural
+@click.option("--preset", type=click.Choice(["tndm", "tiny"]), default=None,
+              help="tndm: the reference's settings (encoded_dim 64, 5 relevant + 5 irrelevant factors, dropout 0.15, "
+              "behaviour weight 0.2, lr 1e-2, batch 128, 1000 epochs); tiny: tests. Default: tndm (on --resume: the "
+              "run's own).")
+@click.option("--bins", "n_bins", type=click.IntRange(min=1), default=None,
+              help="Generate trials of this many bins; default: each sample copies the length of a random training "
+              "trial.")
+def tndm(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
+         set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None, resume: bool, quiet: bool,
+         n_bins: int | None, **session_opts) -> None:
+    """TNDM: LFADS-like, with behaviourally relevant and irrelevant factors (each its own initial condition and
+    generator) and a linear behaviour decoder from the relevant ones; needs behaviour (--behavior or --recipe
+    mc_maze). Samples draw both initial conditions from their priors and carry the decoded behaviour."""
+    _run_neural("tndm", session, n_trials, out, seed, overwrite, preset, set_items, epochs, model_dir, resume,
+                quiet, session_opts, {"n_bins": n_bins})
