@@ -1,7 +1,8 @@
 """Training step time and sampling time of the neural baselines at MC_Maze shapes (2008 trials x 140 bins x 182
-units), with the reference settings (presets `lfads`: batch 256 trials, `pivae`: 32 trials = 4480 bins), on CPU threads.
+units), with the reference settings (presets `lfads`: batch 256 trials, `pivae`: 32 trials = 4480 bins, `tndm`: 128 trials
+with a 2-D behaviour), on CPU threads.
 
-    flock /tmp/cpu.lock .venv/bin/python benchmarks/baselines_speed.py [--threads 2] [--steps 5]
+    flock /tmp/cpu.lock .venv/bin/python benchmarks/baselines_speed.py [--threads 2] [--steps 5] [--models tndm]
 
 Prints, per baseline: seconds per optimiser step (mean of --steps after one warm-up step), the implied time of one
 epoch (ceil(2008 / batch) steps) and of the preset's epochs, and the seconds to sample 2008 trials.
@@ -24,8 +25,10 @@ def _session():
 
     rng = np.random.default_rng(0)
     counts = rng.poisson(0.05, (N_TRIALS, N_BINS, N_UNITS))
-    return make_session_dataset(counts, 0.005, attrs={"source_sha256": "00" * 32},
-                                extra_trial_vars={"trial_reach_angle": rng.uniform(0, 2 * np.pi, N_TRIALS)})
+    ds = make_session_dataset(counts, 0.005, attrs={"source_sha256": "00" * 32},
+                              extra_trial_vars={"trial_reach_angle": rng.uniform(0, 2 * np.pi, N_TRIALS)})
+    velocity = rng.normal(size=(N_TRIALS, N_BINS, 2)).astype(np.float32)  # hand velocity (TNDM's behaviour)
+    return ds.assign(behavior=(("trial", "time", "behavior_dim"), velocity)).assign_coords(behavior_dim=["x", "y"])
 
 
 def bench(name: str, steps: int) -> dict[str, float]:
@@ -71,10 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--models", default="lfads,pivae,tndm", help="comma-separated baselines to time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"shapes {N_TRIALS} x {N_BINS} x {N_UNITS}, {args.threads} threads, torch {torch.__version__}")
-    for name in ("lfads", "pivae"):
+    for name in args.models.split(","):
         r = bench(name, args.steps)
         print(f"{name}: batch {r['batch']}: {r['step_s']:.3f} s/step, {r['epoch_s']:.1f} s/epoch, "
               f"{r['epochs']} epochs ~ {r['train_s'] / 60:.0f} min; sampling {N_TRIALS} trials {r['sample_s']:.2f} s")
