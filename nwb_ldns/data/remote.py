@@ -18,6 +18,7 @@ from nwb_ldns.errors import InputFileError
 
 DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB per request
 DEFAULT_CACHE_BLOCKS = 64  # at most 64 MiB cached per open file
+REQUEST_TIMEOUT = 30.0  # seconds a request may wait for the server (None below: this value, read at each request)
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a failed request: 5 tries in all
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # HTTP answers that mean "try again"
 
@@ -45,7 +46,7 @@ class HTTPRangeFile(io.RawIOBase):
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
         cache_blocks: int = DEFAULT_CACHE_BLOCKS,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         retry_delays: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
@@ -66,7 +67,8 @@ class HTTPRangeFile(io.RawIOBase):
         """(status, headers, body) of one range request, read whole; _Transient for a failure worth retrying."""
         request = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{stop - 1}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http(s) only)
+            timeout = REQUEST_TIMEOUT if self.timeout is None else self.timeout
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
                 status, headers, body = response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
             if error.code in RETRY_STATUS:
