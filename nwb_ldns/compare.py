@@ -436,6 +436,10 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
 
     if budget not in BUDGETS:
         raise OptionError(f"--budget {budget!r} is not one of {', '.join(BUDGETS)}")
+    if "tndm" in models and "behavior" not in session:  # refused before any model is fitted, not after LDNS
+        raise OptionError("tndm decodes behaviour and this session has none: add --behavior SERIES (e.g. "
+                          "processing/behavior/hand_vel; an MC_Maze file gives it with --recipe mc_maze) or drop "
+                          "tndm from --models")
     target = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else target
     session_path = Path(session_path)

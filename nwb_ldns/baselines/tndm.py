@@ -327,4 +327,5 @@ class TNDM:
                                config=self.describe(), parameters=self.parameters(), seed=seed,
                                latents=factors * mask[:, :, None])
         ds["behavior"] = (("trial", "time", "behavior_dim"), (behaviour * mask[:, :, None]).astype(np.float32))
+        ds.attrs["behavior_source"] = "decoded"  # the NWB file says decoded, not conditioned on
         return ds.assign_coords(behavior_dim=list(self.data["behavior_dims"]))

@@ -293,12 +293,15 @@ def build_synthetic_nwbfile(
         dims = [str(d) for d in meta["behavior_dim"].values] if "behavior_dim" in meta.coords else []
         lag = float(attrs.get("behavior_lag") or 0.0)
         source_series = attrs.get("behavior_series") or "the source session"
-        behaviour = nwb.create_processing_module(name="behavior", description="Behaviour the generation was "
-                                                 "conditioned on.")
+        decoded = attrs.get("behavior_source") == "decoded"  # TNDM: read out of its own factors, not given
+        what = (f"The behaviour the model decoded for each generated trial (in the units of {source_series})"
+                if decoded else f"The behaviour trace each generated trial was conditioned on (from {source_series})")
+        behaviour = nwb.create_processing_module(
+            name="behavior", description="Behaviour the model decoded from its generated activity." if decoded
+            else "Behaviour the generation was conditioned on.")
         behaviour.add(_series(
             "conditioning_behavior", "behavior", source, timeline, "as in the source session",
-            f"The behaviour trace each generated trial was conditioned on (from {source_series}), one sample per bin "
-            "of the trial's spikes; in the source session bin k's value was "
+            f"{what}, one sample per bin of the trial's spikes; in the source session bin k's value was "
             f"read {lag * 1e3:g} ms after the bin (the behaviour lag), so decode it from the same bins.",
             backend, compression, comments=f"columns=[{','.join(dims)}]" if dims else "no comments"))
     return nwb

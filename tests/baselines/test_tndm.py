@@ -8,6 +8,7 @@ import json
 import warnings
 
 import numpy as np
+import pynwb
 import pytest
 import torch
 from click.testing import CliRunner
@@ -134,6 +135,9 @@ def test_cli_tndm_end_to_end_and_missing_behaviour(mock_session_path, tmp_path):
         assert result.exit_code == 0, result.output
         assert (tmp_path / "tndm.tndm-model" / WEIGHTS).is_file()
         ds = load_session(out, behavior="processing/behavior/conditioning_behavior")  # the decoded behaviour
+        with pynwb.NWBHDF5IO(str(out), "r") as io:  # the file says the behaviour was decoded, not conditioned on
+            series = io.read().processing["behavior"]["conditioning_behavior"]
+            assert series.description.startswith("The behaviour the model decoded")
         assert ds.sizes["trial"] == 6 and ds["behavior"].shape[2] == 2 and np.isfinite(ds["behavior"].values).all()
         evaluated = CliRunner().invoke(cli, ["evaluate", str(maze), str(out), "--recipe", "mc_maze", "--json",
                                              str(tmp_path / "r.json"), "--bootstrap", "2"])

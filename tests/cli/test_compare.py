@@ -153,3 +153,19 @@ def test_a_registered_model_whose_module_is_missing_is_refused_with_the_availabl
     with pytest.raises(OptionError, match=r"model 'tndm' is not available .*no_such_module.*available: ldns, psth, lds"):
         compare.parse_models("ldns, TNDM")
     assert compare.parse_models(" ldns,psth,ldns ") == ["ldns", "psth"]
+
+
+def test_tndm_without_behaviour_is_refused_before_any_fit(tmp_path):
+    """compare --models ...,tndm on a session with no behaviour stops at once, naming --behavior, fitting nothing."""
+    from click.testing import CliRunner
+
+    from nwb_ldns.testing import write_mock_session
+    from nwb_ldns_cli.main import cli
+
+    session = tmp_path / "s.nwb"
+    write_mock_session(session, n_trials=30)
+    result = CliRunner().invoke(cli, ["compare", str(session), "--models", "psth,tndm", "--out", str(tmp_path / "c"),
+                                      "--budget", "tiny", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "--behavior" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c").exists()  # refused before anything was written
