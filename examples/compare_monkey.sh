@@ -7,7 +7,7 @@
 set -euo pipefail
 
 OUT=${COMPARE_OUT:-monkey-output}
-MODELS=${COMPARE_MODELS:-ldns,psth,lds,lfads,pivae}
+MODELS=${COMPARE_MODELS:-ldns,psth,lds,lfads,pivae,tndm}
 TRIALS=${MONKEY_TRIALS:-1200}
 mkdir -p "$OUT"
 MAZE="$OUT/maze-fixture-$TRIALS.nwb"
@@ -22,6 +22,10 @@ case ",$MODELS," in *,lfads,*) EXTRA+=(--set "lfads.epochs=$LFADS_EPOCHS" --set 
 # pi-VAE: the reference trains 500 epochs; here its label prior on the reach angle where there is one (auto)
 PIVAE_EPOCHS=${PIVAE_EPOCHS:-30}
 case ",$MODELS," in *,pivae,*) EXTRA+=(--set "pivae.epochs=$PIVAE_EPOCHS") ;; esac
+# TNDM: the reference trains 1000 epochs; it decodes the fixture's hand velocity from its relevant factors
+TNDM_EPOCHS=${TNDM_EPOCHS:-60}
+case ",$MODELS," in *,tndm,*) EXTRA+=(--set "tndm.epochs=$TNDM_EPOCHS" --set "tndm.kl_ramp_epochs=$((TNDM_EPOCHS / 4))"
+                                    --set "tndm.l2_ramp_epochs=$((TNDM_EPOCHS / 4))") ;; esac
 
 nwb-ldns compare "$MAZE" --recipe mc_maze --models "$MODELS" --budget default --out "$OUT/compare-monkey" --resume \
   --quiet ${EXTRA[@]+"${EXTRA[@]}"} "$@"

@@ -20,7 +20,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch import nn
 
 from nwb_ldns.baselines.common import check_n, generated_dataset
 from nwb_ldns.baselines.lfads import kl_diagonal_gaussians
-from nwb_ldns.baselines.trainer import BaselineSpec, fit_baseline_dir, load_baseline_dir, template_dataset
+from nwb_ldns.baselines.trainer import BaselineSpec, TrainedBaseline, template_dataset
 from nwb_ldns.errors import OptionError, SessionContentError
 
 _COMMON: dict[str, Any] = {
@@ -202,13 +202,10 @@ SPEC = BaselineSpec(name="pivae", model_name="pi-VAE", presets=PRESETS, default_
 
 
 @dataclass
-class PiVAE:
-    """A trained pi-VAE baseline: network, config and data description (config.json)."""
+class PiVAE(TrainedBaseline):
+    """A trained pi-VAE baseline (network PiVAENet)."""
 
-    net: PiVAENet
-    config: dict[str, Any]
-    data: dict[str, Any]
-    model_dir: Path
+    SPEC: ClassVar[BaselineSpec] = SPEC
 
     @classmethod
     def fit(cls, session: xr.Dataset, model_dir: str | Path, *, condition: str | None = None,
@@ -218,20 +215,7 @@ class PiVAE:
         overrides = dict(overrides or {})
         if condition is not None or not resume:
             overrides["condition"] = resolve_condition(session, condition or overrides.get("condition"))
-        net, described = fit_baseline_dir(SPEC, session, model_dir, overrides=overrides, resume=resume, **options)
-        return cls(net.eval(), described["config"], described["data"], Path(model_dir))
-
-    @classmethod
-    def load(cls, model_dir: str | Path) -> "PiVAE":
-        net, described = load_baseline_dir(SPEC, model_dir)
-        return cls(net.eval(), described["config"], described["data"], Path(model_dir))
-
-    @property
-    def n_train(self) -> int:
-        return len(self.data["train_trials"])
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        return super().fit(session, model_dir, overrides=overrides, resume=resume, **options)
 
     def describe(self) -> dict[str, Any]:
         return {"baseline": "pivae", **self.config, "n_train_trials": self.n_train, "n_bins": self.data["n_bins"],

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,8 +33,8 @@ from torch import nn
 
 from nwb_ldns.baselines.common import check_n, generated_dataset
 from nwb_ldns.baselines.lfads import MAX_LOG_RATE, POSTERIOR_VAR_MIN, kl_diagonal_gaussians, ramp
-from nwb_ldns.baselines.trainer import (BaselineSpec, check_fraction, check_positive, fit_baseline_dir,
-                                        load_baseline_dir, template_dataset)
+from nwb_ldns.baselines.trainer import (BaselineSpec, TrainedBaseline, check_fraction, check_positive,
+                                        template_dataset)
 from nwb_ldns.errors import OptionError, SessionContentError
 
 _COMMON: dict[str, Any] = {
@@ -233,13 +233,10 @@ SPEC = BaselineSpec(name="tndm", model_name="TNDM", presets=PRESETS, default_pre
 
 
 @dataclass
-class TNDM:
-    """A trained TNDM baseline: its network, config and data description (config.json)."""
+class TNDM(TrainedBaseline):
+    """A trained TNDM baseline (network TNDMNet)."""
 
-    net: TNDMNet
-    config: dict[str, Any]
-    data: dict[str, Any]
-    model_dir: Path
+    SPEC: ClassVar[BaselineSpec] = SPEC
 
     @classmethod
     def fit(cls, session: xr.Dataset, model_dir: str | Path, **options) -> "TNDM":
@@ -247,20 +244,7 @@ class TNDM:
         progress, on_epoch_end, inputs; see nwb_ldns.baselines.trainer.fit_baseline_dir). The session must have
         behaviour."""
         check_behaviour(session)
-        net, described = fit_baseline_dir(SPEC, session, model_dir, **options)
-        return cls(net.eval(), described["config"], described["data"], Path(model_dir))
-
-    @classmethod
-    def load(cls, model_dir: str | Path) -> "TNDM":
-        net, described = load_baseline_dir(SPEC, model_dir)
-        return cls(net.eval(), described["config"], described["data"], Path(model_dir))
-
-    @property
-    def n_train(self) -> int:
-        return len(self.data["train_trials"])
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        return super().fit(session, model_dir, **options)
 
     def describe(self) -> dict[str, Any]:
         return {"baseline": "tndm", **self.config, "n_train_trials": self.n_train,
@@ -311,15 +295,7 @@ class TNDM:
         n = check_n(n)
         rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(int(seed))
-        if n_bins is None:
-            lengths = np.asarray(self.data["train_lengths"])[rng.integers(0, self.n_train, size=n)]
-            n_bins = int(self.data["n_bins"])
-        else:
-            if int(n_bins) < 1:
-                raise OptionError(f"--bins must be a positive number of bins, got {n_bins}")
-            n_bins = int(n_bins)
-            lengths = np.full(n, n_bins)
-        mask = np.arange(n_bins)[None, :] < lengths[:, None]
+        n_bins, mask = self.trial_lengths(n, n_bins, rng)
         rates, factors, behaviour = self.sample_rates(n, n_bins, generator)
         rates = rates * mask[:, :, None]
         counts = rng.poisson(rates.astype(np.float64)).astype(np.float32)

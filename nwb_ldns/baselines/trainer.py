@@ -20,7 +20,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -395,3 +395,47 @@ def _evaluate(spec: BaselineSpec, module: torch.nn.Module, val: dict[str, torch.
         total += float(loss) * len(rows) / n
     module.train()
     return total
+
+
+@dataclass
+class TrainedBaseline:
+    """A trained neural baseline: its network, config and data description (config.json) and directory; each
+    baseline sets SPEC and adds its own `sample` (and `describe`)."""
+
+    net: torch.nn.Module
+    config: dict[str, Any]
+    data: dict[str, Any]
+    model_dir: Path
+    SPEC: ClassVar[BaselineSpec]
+
+    @classmethod
+    def fit(cls, session: xr.Dataset, model_dir: str | Path, **options):
+        """Train on the session's train split into model_dir (options: preset, overrides, resume, overwrite,
+        progress, on_epoch_end, inputs; see fit_baseline_dir)."""
+        net, described = fit_baseline_dir(cls.SPEC, session, model_dir, **options)
+        return cls(net.eval(), described["config"], described["data"], Path(model_dir))
+
+    @classmethod
+    def load(cls, model_dir: str | Path):
+        net, described = load_baseline_dir(cls.SPEC, model_dir)
+        return cls(net.eval(), described["config"], described["data"], Path(model_dir))
+
+    @property
+    def n_train(self) -> int:
+        return len(self.data["train_trials"])
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+
+    def trial_lengths(self, n: int, n_bins: int | None, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+        """(bins per generated trial, valid-bin mask [n, bins]): without n_bins each trial copies the length of a
+        random training trial; with n_bins every trial has that many bins (any length)."""
+        if n_bins is None:
+            lengths = np.asarray(self.data["train_lengths"])[rng.integers(0, self.n_train, size=n)]
+            n_bins = int(self.data["n_bins"])
+        else:
+            if int(n_bins) < 1:
+                raise OptionError(f"--bins must be a positive number of bins, got {n_bins}")
+            n_bins = int(n_bins)
+            lengths = np.full(n, n_bins)
+        return n_bins, np.arange(n_bins)[None, :] < lengths[:, None]

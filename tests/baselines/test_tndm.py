@@ -21,14 +21,6 @@ from nwb_ldns.metrics import headline_statistics
 from tests.baselines.sessions import rotation_session
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def session():
     return rotation_session(behavior=True)

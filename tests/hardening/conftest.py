@@ -14,15 +14,7 @@ import pytest
 import torch
 
 from hardening_helpers import FAST, invoke
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread (the machine is shared; bit-identical results need a fixed thread count)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tests.torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 
 
 @pytest.fixture(scope="session")

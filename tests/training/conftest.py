@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
+from tests.torch_threads import one_torch_thread  # noqa: F401 - autouse: one torch thread
 from training_fixtures import make_session
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _few_threads():
-    """One thread (the machine is shared; results are bit-identical only for a fixed thread count)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
