@@ -140,3 +140,14 @@ def test_cli_tndm_end_to_end_and_missing_behaviour(mock_session_path, tmp_path):
                                    "--preset", "tiny", "--epochs", "1", "--quiet"])
     assert bad.exit_code == 2 and "--behavior" in bad.output and "Traceback" not in bad.output, bad.output
     assert not (tmp_path / "b.nwb").exists() and not (tmp_path / "b.tndm-model").exists()
+
+
+def test_both_initial_conditions_are_drawn_from_their_priors(trained):
+    """Sampling draws the relevant and the irrelevant ICs from their own learned priors (mean and std)."""
+    rel, irr = trained.initial_conditions(20000, torch.Generator().manual_seed(0))
+    for draws, branch in ((rel, trained.net.relevant), (irr, trained.net.irrelevant)):
+        prior_mean, prior_var = (x.detach().numpy() for x in branch.prior())
+        draws = draws.numpy()
+        np.testing.assert_allclose(draws.mean(axis=0), prior_mean, atol=4 * np.sqrt(prior_var.max() / 20000) + 1e-6)
+        np.testing.assert_allclose(draws.std(axis=0), np.sqrt(prior_var), rtol=0.03)
+    assert not np.allclose(rel.numpy()[:, :2], irr.numpy()[:, :2])  # two independent draws, not one reused
