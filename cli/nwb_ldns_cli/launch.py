@@ -35,7 +35,8 @@ def torchrun_command(processes: int, args: list[str]) -> list[str]:
 
 
 def launch_data_parallel(processes: int, args: list[str]) -> int:
-    """Run `nwb-ldns ARGS` in `processes` ranks; return the launcher's exit code (0 when every rank succeeded)."""
+    """Run `nwb-ldns ARGS` in `processes` ranks; return the exit code (0 when every rank succeeded, 2 when rank 0
+    refused an input or option: its one `Error:` line is shown without torchrun's own traceback)."""
     if "fit" not in args or without_processes(args) == args:
         from nwb_ldns.errors import OptionError
 
@@ -43,4 +44,23 @@ def launch_data_parallel(processes: int, args: list[str]) -> int:
                           "--processes N`, or from Python run torchrun yourself (README, Scaling out)")
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    return subprocess.run(torchrun_command(processes, args), env=env, check=False).returncode
+    launcher = subprocess.Popen(torchrun_command(processes, args), env=env, stderr=subprocess.PIPE, text=True,
+                                bufsize=1)
+    refused, held = False, []
+    assert launcher.stderr is not None
+    for line in launcher.stderr:
+        if held or _launcher_report(line):
+            held.append(line)  # torchrun's account of a failed rank: shown only when no rank said why
+            continue
+        refused = refused or line.startswith("Error: ")
+        sys.stderr.write(line)
+    code = launcher.wait()
+    if code and refused:
+        return 2
+    sys.stderr.writelines(held)
+    return code
+
+
+def _launcher_report(line: str) -> bool:
+    """The first line of torchrun's report on a failed rank (its log line, then a traceback of the launcher)."""
+    return "torch/distributed/elastic" in line or line.startswith("Traceback (most recent call last)")

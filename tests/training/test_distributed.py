@@ -142,3 +142,16 @@ def test_checkpoint_does_not_depend_on_the_number_of_processes(runs):
         assert np.allclose(state["model"][key].numpy(), reference["model"][key].numpy(), atol=WEIGHT_ATOL), key
     assert torch.equal(state["rng"]["shuffle"], reference["rng"]["shuffle"])
     assert torch.equal(state["rng"]["noise"], reference["rng"]["noise"])
+
+
+def test_a_refusal_on_rank_0_is_one_error_line_and_stops_every_rank(runs):
+    """`fit --processes 2` onto an existing model: exit 2, one `Error:` line, no torchrun traceback, model intact."""
+    before = {p: p.read_bytes() for p in runs["one"].rglob("*") if p.is_file()}
+    result = subprocess.run([sys.executable, "-m", "nwb_ldns", "fit", str(runs["path"]), "--preset", "tiny",
+                             "--out", str(runs["one"]), "--processes", "2"],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "already exists" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in runs["one"].rglob("*") if p.is_file()} == before
