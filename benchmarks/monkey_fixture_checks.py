@@ -41,7 +41,7 @@ def unconditional_scores(root: Path, maze: Path) -> dict:
 
     from nwb_ldns.data import load_session
     from nwb_ldns.metrics.evaluate import behaviour_decoding
-    from nwb_ldns_cli.commands.evaluate import load_generated
+    from nwb_ldns.data.generated import load_generated
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -109,7 +109,7 @@ def fit_session_task(session: str, model_dir: str, reading_options: Mapping[str,
     data = load_session(session, **dict(reading_options))
     overrides = dict(fit_options.get("overrides") or {})
     if fit_options.get("condition") is not None:
-        from nwb_ldns_cli.commands.fit import condition_overrides  # the one --condition rule (it needs the data)
+        from nwb_ldns.training.conditions import condition_overrides  # the one --condition rule (needs the data)
 
         overrides.update(condition_overrides(str(fit_options["condition"]), data))
     emit("plan", _epoch_totals(data, Path(model_dir), fit_options, overrides))

@@ -415,9 +415,9 @@ def default_n(session, reference_split: str) -> int:
 
 def read_samples(path: Path):
     """A sample file read back exactly as `nwb-ldns evaluate` reads a SYNTH.nwb (with its provenance attrs)."""
-    from nwb_ldns_cli.commands.evaluate import _with_provenance, load_generated  # the one reading rule
+    from nwb_ldns.data.generated import read_generated
 
-    return _with_provenance(load_generated(str(path)), path)
+    return read_generated(path)
 
 
 def run_compare(session, session_path: str | os.PathLike, models: Sequence[str], out_dir: str | os.PathLike, *,

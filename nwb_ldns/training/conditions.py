@@ -210,3 +210,25 @@ def sample_categories(spec: Mapping[str, Any], n: int, conditions: Any, gen: tor
     if unknown:
         raise _unknown_label_error(spec, unknown)
     return labels, source
+
+
+def condition_variable(column: str) -> str:
+    """`--condition COLUMN` -> the session Dataset variable trial_COLUMN ("none" stays "none": unconditional)."""
+    column = column.strip()
+    if column.lower() in ("none", "null", ""):
+        return "none"
+    return column if column.startswith("trial_") else f"trial_{column}"
+
+
+def condition_overrides(column: str, data) -> dict[str, object]:
+    """Config overrides of `--condition COLUMN`; `angle` also names the reach angle of an MC_Maze reading, and
+    `velocity` (or `behavior`) the session's behaviour trace (extra denoiser channels, the LDNS velocity model)."""
+    if column.strip().lower() in ("velocity", "behavior", "behaviour"):
+        if "behavior" not in data:
+            raise OptionError("--condition velocity needs a behaviour trace: add --behavior SERIES (e.g. "
+                              "processing/behavior/hand_vel), or read an MC_Maze file with its recipe")
+        return {"diffusion.condition": "behavior", "diffusion.condition_kind": "trace"}
+    variable = condition_variable(column)
+    if variable == "trial_angle" and "trial_angle" not in data and "trial_reach_angle" in data:
+        return {"diffusion.condition": "trial_reach_angle", "diffusion.condition_kind": "angle"}
+    return {"diffusion.condition": variable}

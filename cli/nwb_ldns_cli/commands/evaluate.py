@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from nwb_ldns.data.generated import read_generated
 from nwb_ldns_cli.session_options import load_session_from_options, session_options
 
 
@@ -57,7 +58,7 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path
     _check_outputs(json_path, report_dir, inputs, overwrite)  # before the (long) evaluation
     real_ds = load_session_from_options(real, **session_opts)
     paths = tuple(synthetic) + tuple(baseline_paths)
-    generated = [_with_provenance(load_generated(path), path) for path in paths]
+    generated = [read_generated(path) for path in paths]
     names = _unique_names(paths)
     result = run_evaluate(real_ds, generated, names=names, n_resamples=n_resamples, seed=seed, maxval=maxval,
                           split=reference_split, memorisation=not no_memorisation,
@@ -101,34 +102,6 @@ def _check_outputs(json_path: Path | None, report_dir: Path | None, inputs: list
         check_output(json_path, kind="json", overwrite=overwrite, inputs=inputs, option="--json")
     if report_dir is not None:
         check_output(report_dir, kind="report", overwrite=overwrite, inputs=inputs, option="--report")
-
-
-PROVENANCE_FIELDS = ("model_name", "model_config", "sampler", "sampler_steps", "seed")
-
-
-CONDITIONING_SERIES = "processing/behavior/conditioning_behavior"  # written by sample for a velocity model
-
-
-def load_generated(path: str):
-    """A generated file as a session; with the behaviour its trials were conditioned on, when it has one."""
-    from nwb_ldns.data import load_session
-    from nwb_ldns.data.describe import describe_session
-
-    series = {s["path"] for s in describe_session(path)["behavior_series"]}
-    return load_session(path, behavior=CONDITIONING_SERIES if CONDITIONING_SERIES in series else None)
-
-
-def _with_provenance(ds, path: Path):
-    """The file's ndx-ldns provenance fields as attrs (load_session keeps only source_* attrs), for set labels."""
-    from nwb_ldns.data.opening import open_nwb
-
-    with open_nwb(path) as opened:
-        meta = (opened.nwbfile.lab_meta_data or {}).get("ldns_provenance")
-        for field in PROVENANCE_FIELDS if meta is not None else ():
-            value = getattr(meta, field, None)
-            if value is not None and field not in ds.attrs:
-                ds.attrs[field] = value if isinstance(value, str) else int(value)
-    return ds
 
 
 def _unique_names(paths: tuple[Path, ...]) -> list[str]:

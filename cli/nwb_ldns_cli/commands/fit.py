@@ -20,30 +20,6 @@ def default_model_dir(session: str) -> Path:
     return Path(model_name(session)) if "://" in session else Path(session).with_name(model_name(session))
 
 
-def condition_variable(column: str) -> str:
-    """`--condition COLUMN` -> the session Dataset variable trial_COLUMN ("none" stays "none": unconditional)."""
-    column = column.strip()
-    if column.lower() in ("none", "null", ""):
-        return "none"
-    return column if column.startswith("trial_") else f"trial_{column}"
-
-
-def condition_overrides(column: str, data) -> dict[str, object]:
-    """Config overrides of `--condition COLUMN`; `angle` also names the reach angle of an MC_Maze reading, and
-    `velocity` (or `behavior`) the session's behaviour trace (extra denoiser channels, the LDNS velocity model)."""
-    from nwb_ldns.errors import OptionError
-
-    if column.strip().lower() in ("velocity", "behavior", "behaviour"):
-        if "behavior" not in data:
-            raise OptionError("--condition velocity needs a behaviour trace: add --behavior SERIES (e.g. "
-                              "processing/behavior/hand_vel), or read an MC_Maze file with its recipe")
-        return {"diffusion.condition": "behavior", "diffusion.condition_kind": "trace"}
-    variable = condition_variable(column)
-    if variable == "trial_angle" and "trial_angle" not in data and "trial_reach_angle" in data:
-        return {"diffusion.condition": "trial_reach_angle", "diffusion.condition_kind": "angle"}
-    return {"diffusion.condition": variable}
-
-
 def next_options(model, sessions: tuple[str, ...]) -> str:
     """What the suggested `sample` command needs beyond --n/--out: a trace model's traces, the spike history."""
     condition = model.data.get("condition") or {}
@@ -157,6 +133,8 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
                           "single session); add e.g. --out pooled.ldns")
     data = load_sessions_from_options(session, **session_opts)
     if condition is not None:
+        from nwb_ldns.training.conditions import condition_overrides
+
         overrides.update(condition_overrides(condition, data))
     if dry_run:
         from nwb_ldns.training.fit import plan
