@@ -17,9 +17,9 @@ TRIALS=${TRIALS:-5000}
 PY=${PY:-python3}
 
 [ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD:$PWD/cli:$PWD/ndx_extensions/ndx-ldns/src/pynwb
+export PYTHONPATH=/tmp/site:$PWD:$PWD/ndx_extensions/ndx-ldns/src/pynwb
 export XDG_CACHE_HOME=/tmp/xdg PYTHONUNBUFFERED=1
-nwb_ldns() { $PY -c 'import sys; from nwb_ldns_cli.main import cli; sys.argv[0] = "nwb-ldns"; cli()' "$@"; }
+nwb_ldns() { $PY -c 'import sys; from nwb_ldns.cli.main import cli; sys.argv[0] = "nwb-ldns"; cli()' "$@"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c 'import torch, pynwb, hdmf; print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
@@ -64,7 +64,7 @@ EOF2
 else
     FIT_ARGS=(--preset lorenz "$@")
 fi
-timeout "$FIT_TIMEOUT" $PY -c 'import sys; from nwb_ldns_cli.main import cli; sys.argv[0] = "nwb-ldns"; cli()' \
+timeout "$FIT_TIMEOUT" $PY -c 'import sys; from nwb_ldns.cli.main import cli; sys.argv[0] = "nwb-ldns"; cli()' \
     fit "$SESSION" --out "$MODEL" --quiet "${FIT_ARGS[@]}"
 echo "fit_rc=$? fit_s=$(( $(date +%s) - start ))"
 

@@ -20,7 +20,7 @@ FRESH_READER = textwrap.dedent(
     import importlib.abc, json, sys
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("nwb_ldns", "ndx_ldns", "nwb_ldns_cli"):
+            if name.split(".")[0] in ("nwb_ldns", "ndx_ldns", "nwb_ldns.cli"):
                 raise ImportError(f"{name} is blocked in this process")
     sys.meta_path.insert(0, Block())
     from pynwb import NWBHDF5IO

@@ -75,7 +75,7 @@ def test_hdf5_that_is_not_nwb(tmp_path):
 def test_help_lists_every_command_and_documents_every_option():
     import click
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     top = run_cli("--help").stdout
     for name in ("convert", "fit", "sample", "evaluate"):

@@ -111,7 +111,7 @@ def test_bad_input_errors():
 
 def test_baseline_cli_writes_nwb_that_evaluate_reads(mock_session_path, tmp_path):
     from nwb_ldns.data import load_session
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     out = tmp_path / "psth.nwb"
     result = CliRunner().invoke(cli, ["baseline", "psth", str(mock_session_path), "--n", "9", "--out", str(out),

@@ -185,7 +185,7 @@ def test_bad_options_and_damaged_directories(session, trained, tmp_path):
 
 def test_cli_fits_tiny_writes_nwb_that_evaluate_scores_as_a_baseline(mock_session_path, tmp_path):
     from nwb_ldns.data import load_session
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     out = tmp_path / "lfads.nwb"
     result = CliRunner().invoke(cli, ["baseline", "lfads", str(mock_session_path), "--n", "12", "--out", str(out),

@@ -112,7 +112,7 @@ def test_bad_condition_is_one_error(reach, tmp_path):
 
 def test_cli_pivae_end_to_end(mock_session_path, tmp_path):
     from nwb_ldns.data import load_session
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     out = tmp_path / "pivae.nwb"
     result = CliRunner().invoke(cli, ["baseline", "pivae", str(mock_session_path), "--n", "10", "--out", str(out),

@@ -115,7 +115,7 @@ def test_session_without_behaviour_is_one_error(tmp_path):
 def test_cli_tndm_end_to_end_and_missing_behaviour(mock_session_path, tmp_path):
     from nwb_ldns.data import load_session
     from nwb_ldns.testing import write_mc_maze_like
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     maze = tmp_path / "maze.nwb"
     write_mc_maze_like(maze, n_trials=40, n_early_onset=0, seed=3)

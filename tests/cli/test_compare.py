@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nwb_ldns_cli.main import cli
+from nwb_ldns.cli.main import cli
 
 MODELS = ["ldns", "psth", "lds"]
 PAPER_KEYS = ["kl_pop_count", "rmse_corr", "rmse_mean_isi", "rmse_std_isi"]
@@ -160,7 +160,7 @@ def test_tndm_without_behaviour_is_refused_before_any_fit(tmp_path):
     from click.testing import CliRunner
 
     from nwb_ldns.testing import write_mock_session
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     session = tmp_path / "s.nwb"
     write_mock_session(session, n_trials=30)

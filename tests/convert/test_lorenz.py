@@ -141,7 +141,7 @@ def test_bad_options_raise_option_error(tmp_path, bad, match):
 
 
 def test_cli_writes_file_and_refuses_existing(tmp_path):
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     runner = CliRunner()
     out = tmp_path / "cli.nwb"
@@ -158,7 +158,7 @@ def test_cli_writes_file_and_refuses_existing(tmp_path):
 
 
 def test_cli_help_documents_every_option():
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     result = CliRunner().invoke(cli, ["convert", "lorenz", "--help"])
     assert result.exit_code == 0

@@ -163,7 +163,7 @@ def test_badly_named_session_file(tmp_path):
 
 
 def test_cli_converts_and_reports_errors_in_one_line(competition_dir, tmp_path):
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     root, _ = competition_dir
     runner = CliRunner()

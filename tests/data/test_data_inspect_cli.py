@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from nwb_ldns.data import load_session
 from nwb_ldns.data.describe import describe_session
-from nwb_ldns_cli.main import cli
-from nwb_ldns_cli.session_options import load_session_from_options, session_options
+from nwb_ldns.cli.main import cli
+from nwb_ldns.cli.session_options import load_session_from_options, session_options
 
 
 def test_describe_real_file_lists_its_trial_tables(real_nwb_path):

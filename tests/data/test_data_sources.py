@@ -355,7 +355,7 @@ def test_remote_read_failure_is_one_cli_error(flaky_http, monkeypatch):
     from click.testing import CliRunner
 
     from nwb_ldns.data import remote
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     monkeypatch.setattr(remote, "_pause", lambda seconds: None)  # the delays are checked above; don't wait here
     monkeypatch.setattr(remote, "REQUEST_TIMEOUT", 3.0)  # a dropped connection on a busy machine: retried, not waited

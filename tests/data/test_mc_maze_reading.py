@@ -110,7 +110,7 @@ def test_unknown_recipe_is_refused(maze):
 def _invoke(*args):
     from click.testing import CliRunner
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args])
 

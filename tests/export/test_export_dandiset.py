@@ -67,7 +67,7 @@ def test_dandi_errors_raise_and_cli_exits_nonzero(tmp_path):
         export_dandiset([bad], tmp_path / "ds1")
     assert caught.value.result.dandi_returncode != 0
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     outcome = CliRunner().invoke(cli, ["export", str(bad), "--dandiset", str(tmp_path / "ds2")])
     assert outcome.exit_code == 2
@@ -75,7 +75,7 @@ def test_dandi_errors_raise_and_cli_exits_nonzero(tmp_path):
 
 
 def test_cli_export_prints_result(synthetic_files, tmp_path):
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     outcome = CliRunner().invoke(cli, ["export", str(synthetic_files["hdf5"]), "--dandiset", str(tmp_path / "ds")])
     assert outcome.exit_code == 0, outcome.output

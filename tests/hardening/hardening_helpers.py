@@ -37,7 +37,7 @@ def partials(root: Path) -> list[Path]:
 
 def invoke(*args: object) -> Result:
     """Run `nwb-ldns ARGS...` in process (exceptions are caught and reported as exit code 1, like a bug)."""
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     return CliRunner().invoke(cli, [str(arg) for arg in args])
 

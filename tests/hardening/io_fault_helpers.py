@@ -110,7 +110,7 @@ def _run_case(case: dict) -> dict:
     """Mount, run `nwb-ldns ARGS` in process, list what is left, unmount."""
     from click.testing import CliRunner
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     mount = Path(case["mount"])
     options = "ro" if case["mode"] == "ro" else f"size={case['size']}"

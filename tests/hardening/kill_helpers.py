@@ -143,6 +143,6 @@ def install_stop(point: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     install_stop(json.loads(sys.argv[1]))
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     cli(sys.argv[2:], prog_name="nwb-ldns")

@@ -237,7 +237,7 @@ def _boom(error: BaseException):
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyError("boom"), OSError(errno.EIO, "I/O error")],
                          ids=["runtime-error", "key-error", "eio-without-file"])
 def test_unexpected_exception_keeps_traceback_and_says_bug(workspace, monkeypatch, error):
-    import nwb_ldns_cli.commands.baseline as baseline
+    import nwb_ldns.cli.commands.baseline as baseline
     from nwb_ldns import __version__
 
     monkeypatch.setattr(baseline, "load_session_from_options", _boom(error))
@@ -256,7 +256,7 @@ def test_unexpected_exception_keeps_traceback_and_says_bug(workspace, monkeypatc
     (PermissionError(errno.EACCES, "Permission denied", "/data/in.nwb"), "/data/in.nwb: permission denied"),
 ], ids=["enospc", "erofs", "eacces"])
 def test_os_error_naming_a_file_is_one_error(workspace, monkeypatch, error, fragment):
-    import nwb_ldns_cli.commands.baseline as baseline
+    import nwb_ldns.cli.commands.baseline as baseline
 
     monkeypatch.setattr(baseline, "load_session_from_options", _boom(error))
     assert_refused(invoke("baseline", "psth", workspace / "real.nwb", "--out", workspace / "never.nwb"), fragment)
@@ -264,9 +264,9 @@ def test_os_error_naming_a_file_is_one_error(workspace, monkeypatch, error, frag
 
 def test_bug_line_in_a_fresh_process(tmp_path):
     """Through a real interpreter: the traceback, then the bug line last, exit code 1."""
-    code = ("import sys, nwb_ldns_cli.commands.baseline as m\n"
+    code = ("import sys, nwb_ldns.cli.commands.baseline as m\n"
             "m.load_session_from_options = lambda *a, **k: 1 / 0\n"
-            "from nwb_ldns_cli.main import cli\n"
+            "from nwb_ldns.cli.main import cli\n"
             "sys.argv = ['nwb-ldns', 'baseline', 'psth', 'in.nwb', '--out', 'out.nwb']\n"
             "cli()\n")
     (tmp_path / "in.nwb").write_bytes(b"")

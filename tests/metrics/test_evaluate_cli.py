@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nwb_ldns_cli.main import cli
+from nwb_ldns.cli.main import cli
 
 
 @pytest.fixture(scope="module")

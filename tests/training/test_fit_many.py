@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from nwb_ldns.batch import Task, exit_code, fit_sessions, run_tasks, summary_table
 from nwb_ldns.model_dir import LDNSModel
 from nwb_ldns.testing import write_mock_session
-from nwb_ldns_cli.main import cli
+from nwb_ldns.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 FIT_ARGS = ["--preset", "tiny", "--epochs", "2", "--seed", "3"]  # 2 epochs: the first is the LR warm-up

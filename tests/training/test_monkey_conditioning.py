@@ -91,7 +91,7 @@ def test_cli_writes_the_conditions_and_other_tools_read_the_files(maze, models):
     from click.testing import CliRunner
     from nwbinspector import Importance, inspect_nwbfile, load_config
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     root, path, _, _, held = maze
     runner = CliRunner()

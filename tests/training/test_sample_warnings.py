@@ -78,7 +78,7 @@ def test_real_tiny_model_samples_without_range_warning(model_dir):
 
 def test_cli_sample_prints_one_warning_line(model_dir, monkeypatch, tmp_path):
     import nwb_ldns.models
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     monkeypatch.setattr(nwb_ldns.models, "sample_latents", _fake_sampler(8.0))
     out = tmp_path / "synth.nwb"

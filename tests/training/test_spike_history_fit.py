@@ -76,7 +76,7 @@ def test_cli_sample_with_history_records_it_and_plain_models_refuse(fitted, mock
     from click.testing import CliRunner
     import pynwb
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     root, _, _ = fitted
     out = tmp_path / "h.nwb"

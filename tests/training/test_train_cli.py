@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from nwb_ldns_cli.main import cli
+from nwb_ldns.cli.main import cli
 
 FAST_SET = ["--set", "autoencoder.batch_size=8", "--set", "diffusion.batch_size=8", "--set", "diffusion.num_steps=20",
             "--epochs", "2", "--quiet"]
@@ -77,7 +77,7 @@ def test_fit_resume_and_sample(mock_session_path, tmp_path):
 def test_default_model_dir_is_beside_the_session():
     from pathlib import Path
 
-    from nwb_ldns_cli.commands.fit import default_model_dir
+    from nwb_ldns.cli.commands.fit import default_model_dir
 
     assert default_model_dir("/data/sub-1_ses-2.nwb") == Path("/data/sub-1_ses-2.ldns")
     assert default_model_dir("/data/s.nwb.zarr") == Path("/data/s.ldns")
@@ -86,7 +86,7 @@ def test_default_model_dir_is_beside_the_session():
 
 @pytest.mark.parametrize("command", ["fit", "sample"])
 def test_every_option_is_documented(command):
-    from nwb_ldns_cli.main import LazyGroup
+    from nwb_ldns.cli.main import LazyGroup
 
     cmd = LazyGroup._load(command)
     for param in cmd.params:

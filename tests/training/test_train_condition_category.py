@@ -16,8 +16,8 @@ from nwb_ldns.train import fit
 from nwb_ldns.training.conditions import auto_kind, category_labels
 from nwb_ldns.training.fit import _conditions, plan
 from nwb_ldns.training.conditions import condition_variable
-from nwb_ldns_cli.commands.sample import parse_conditions
-from nwb_ldns_cli.main import cli
+from nwb_ldns.cli.commands.sample import parse_conditions
+from nwb_ldns.cli.main import cli
 from training_fixtures import FAST, make_session
 
 CONDITION = {"diffusion.condition": "trial_condition"}

@@ -195,7 +195,7 @@ def test_length_generalisation_to_16x_the_training_length(trained, tmp_path):
     the long trials stay finite and keep the training firing rate instead of drifting away from it."""
     from click.testing import CliRunner
 
-    from nwb_ldns_cli.main import cli
+    from nwb_ldns.cli.main import cli
 
     out, _ = trained
     model = LDNSModel.load(out, device="cpu")

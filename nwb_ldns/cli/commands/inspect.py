@@ -8,7 +8,7 @@ import shlex
 import click
 
 from nwb_ldns.data.describe import condition_columns
-from nwb_ldns_cli.session_options import load_session_from_options, options_to_cli, session_kwargs, session_options
+from nwb_ldns.cli.session_options import load_session_from_options, options_to_cli, session_kwargs, session_options
 
 
 def _fmt_columns(columns: list[dict]) -> str:

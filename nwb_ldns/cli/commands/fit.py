@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from nwb_ldns.config import PRESETS
-from nwb_ldns_cli.session_options import load_sessions_from_options, session_options
+from nwb_ldns.cli.session_options import load_sessions_from_options, session_options
 
 
 def default_model_dir(session: str) -> Path:
@@ -116,11 +116,11 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
 
             raise OptionError("--processes trains one model with several processes; it does not combine with "
                               "--out-dir/--jobs (one model per session): drop one of them")
-        from nwb_ldns_cli.launch import launch_data_parallel
+        from nwb_ldns.cli.launch import launch_data_parallel
 
         raise SystemExit(launch_data_parallel(processes, sys.argv[1:]))
     if out_dir is not None or jobs is not None:  # one model per session (nwb_ldns.batch)
-        from nwb_ldns_cli.many import fit_many
+        from nwb_ldns.cli.many import fit_many
 
         fit_many(session, out=out, out_dir=out_dir, jobs=jobs, dry_run=dry_run, quiet=quiet, session_opts=session_opts,
                  fit_options={"preset": preset, "overrides": overrides, "condition": condition, "resume": resume,

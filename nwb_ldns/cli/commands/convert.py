@@ -67,7 +67,7 @@ def willett(competition_data_dir: Path, out_dir: Path, overwrite: bool, jobs: in
     if jobs is not None:
         from nwb_ldns.batch import exit_code, summary_table
         from nwb_ldns.convert.willett import convert_willett_sessions
-        from nwb_ldns_cli.many import echo_outcomes
+        from nwb_ldns.cli.many import echo_outcomes
 
         outcomes = convert_willett_sessions(competition_data_dir, out_dir, overwrite=overwrite, jobs=jobs,
                                             progress=not quiet)

@@ -19,14 +19,14 @@ from nwb_ldns.fileio import OUTPUT_ERRNOS, WRITE_ONLY_ERRNOS, output_write_error
 
 # command name -> "module:attribute" (imported only when the command runs or help is listed)
 COMMANDS = {
-    "convert": "nwb_ldns_cli.commands.convert:convert",
-    "inspect": "nwb_ldns_cli.commands.inspect:inspect_command",
-    "fit": "nwb_ldns_cli.commands.fit:fit",
-    "sample": "nwb_ldns_cli.commands.sample:sample",
-    "evaluate": "nwb_ldns_cli.commands.evaluate:evaluate",
-    "baseline": "nwb_ldns_cli.commands.baseline:baseline",
-    "export": "nwb_ldns_cli.commands.export:export",
-    "compare": "nwb_ldns_cli.commands.compare:compare",
+    "convert": "nwb_ldns.cli.commands.convert:convert",
+    "inspect": "nwb_ldns.cli.commands.inspect:inspect_command",
+    "fit": "nwb_ldns.cli.commands.fit:fit",
+    "sample": "nwb_ldns.cli.commands.sample:sample",
+    "evaluate": "nwb_ldns.cli.commands.evaluate:evaluate",
+    "baseline": "nwb_ldns.cli.commands.baseline:baseline",
+    "export": "nwb_ldns.cli.commands.export:export",
+    "compare": "nwb_ldns.cli.commands.compare:compare",
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nwb_ldns_cli.session_options import load_session_from_options, session_kwargs, session_options
+from nwb_ldns.cli.session_options import load_session_from_options, session_kwargs, session_options
 
 
 @click.command("compare")
