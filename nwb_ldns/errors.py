@@ -39,6 +39,10 @@ class OutputWriteError(NWBLDNSError):
     """
 
 
+class MissingExtraError(NWBLDNSError):
+    """A command needs a package of an optional extra that is not installed (`pip install 'nwb-ldns[EXTRA]'`)."""
+
+
 class GeneratedRangeWarning(UserWarning):
     """Generated latents or spike counts lie outside what the model saw in training (an under-trained or
     diverging denoiser); the samples are kept, but their statistics should be checked before use."""
