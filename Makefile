@@ -2,7 +2,7 @@
 # Both create or reuse a local virtual environment in .venv, installed with the pinned stack of constraints.txt.
 
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 STAMP  := $(VENV)/.installed-stamp
 export XDG_CACHE_HOME ?= $(CURDIR)/.cache
 

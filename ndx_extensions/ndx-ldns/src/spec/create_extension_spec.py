@@ -86,7 +86,8 @@ def main(outdir: Path | None = None) -> None:
         name=NAME,
         version=VERSION,
         author=["nwb-ldns developers"],
-        contact=["nwb-ldns developers"],
+        # The maintainers are reached through the package index page (listed there once published).
+        contact=["https://pypi.org/project/ndx-ldns/"],
     )
     for type_name in ("LabMetaData", "DynamicTable", "VectorData"):
         builder.include_type(type_name, namespace="core")
