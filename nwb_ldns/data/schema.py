@@ -90,7 +90,9 @@ def make_session_dataset(
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs={"bin_width": float(bin_width), **dict(attrs or {})})
     validate_session_dataset(ds)
-    return ds
+    from nwb_ldns.data.attributes import describe_variables
+
+    return describe_variables(ds)  # CF-style units / long_name (nwb_ldns/data/attributes.py)
 
 
 def validate_session_dataset(ds: xr.Dataset) -> None:

@@ -303,7 +303,9 @@ class _Reader:
             attrs=attrs,
         )
         if behavior:
-            ds = self.add_behavior(ds, behavior, windows, valid)
+            from nwb_ldns.data.attributes import describe_variables
+
+            ds = describe_variables(self.add_behavior(ds, behavior, windows, valid))
         return ds
 
     # -- extras ------------------------------------------------------------------------------------------------
