@@ -24,7 +24,7 @@ from nwb_ldns.export.provenance import (
 )
 from nwb_ldns.export.chunks import RowBlocks
 from nwb_ldns.export.source import DatasetSource, GeneratedSource
-from nwb_ldns.export.spikes import spike_time_blocks
+from nwb_ldns.export.spikes import check_placement, spike_time_blocks
 from nwb_ldns.fileio import atomic_output, check_output, hdf5_writer
 
 COMPRESSIONS = {"hdf5": (None, "gzip", "lzf"), "zarr": (None, "gzip", "blosc")}
@@ -81,7 +81,17 @@ def _prefixed_vars(generated: xr.Dataset, dim: str, reserved: set[str]) -> list[
     return found
 
 
-def _units_table(source: GeneratedSource, starts, stop, backend, compression, progress: bool):
+def placement_text(placement: str, bin_width: float, seed: int) -> str:
+    """The sentence of the Units description that says how spike times sit inside their bins."""
+    if placement == "uniform":
+        return (f"Spike times are placed uniformly at random inside {bin_width} s bins (spike placement 'uniform', "
+                f"seeded with the sample seed {seed}); their real precision is the bin width.")
+    return (f"Spike times are placed evenly inside {bin_width} s bins (spike placement 'even': k spikes at "
+            "t0 + dt*j/(k+1)); their real precision is the bin width.")
+
+
+def _units_table(source: GeneratedSource, starts, stop, backend, compression, progress: bool,
+                 placement: str = "even"):
     from hdmf.common import VectorData, VectorIndex
     from pynwb.misc import Units
 
@@ -96,7 +106,8 @@ def _units_table(source: GeneratedSource, starts, stop, backend, compression, pr
         try:
             yield from spike_time_blocks(source.counts, source.shape, bin_width, starts, source.unit_totals,
                                          budget_cells=SPIKE_BLOCK_CELLS,
-                                         on_units=bar.update if bar is not None else None)
+                                         on_units=bar.update if bar is not None else None,
+                                         placement=placement, seed=int(source.attrs["seed"]))
         finally:
             if bar is not None:
                 bar.close()
@@ -128,7 +139,7 @@ def _units_table(source: GeneratedSource, starts, stop, backend, compression, pr
         resolution=SPIKE_TIME_RESOLUTION,
         description=(
             "GENERATED spike trains (LDNS samples), one row per unit of the source session (ids = source unit ids). "
-            f"Spike times are placed evenly inside {bin_width} s bins; their real precision is the bin width."
+            + placement_text(placement, bin_width, int(source.attrs["seed"]))
         ),
     )
 
@@ -228,6 +239,7 @@ def build_synthetic_nwbfile(
     compression: str | None = None,
     trial_gap: float | None = None,
     progress: bool = False,
+    spike_placement: str = "even",
 ):
     """The NWBFile for generated samples (see write_synthetic); its big datasets are written block by block.
 
@@ -265,7 +277,7 @@ def build_synthetic_nwbfile(
     nwb.subject = make_subject(attrs)
     nwb.add_lab_meta_data(make_provenance(attrs))
     stop = float(stops.max()) if n_trials else 0.0
-    nwb.units = _units_table(source, starts, stop, backend, compression, progress)
+    nwb.units = _units_table(source, starts, stop, backend, compression, progress, check_placement(spike_placement))
 
     nwb.trials = _trials_table(meta, starts, stops)
     widest = max([n_units, *source.series.values()])
@@ -320,6 +332,7 @@ def write_synthetic(
     trial_gap: float | None = None,
     inputs: Sequence[str | Path] = (),
     progress: bool = False,
+    spike_placement: str = "even",
 ) -> Path:
     """Write generated samples to an NWB file (HDF5, or a Zarr store) and return its path.
 
@@ -330,7 +343,11 @@ def write_synthetic(
     "blosc" (Zarr, zstd). trial_gap: seconds between consecutive trials (default max(10 bins, 10% of a trial)).
     inputs: files the calling command reads (the output may not be one of them); overwrite replaces only an NWB
     file written by nwb-ldns. progress: a bar over the units whose spike times are written.
+    spike_placement: "even" (k spikes evenly inside their bin, the default) or "uniform" (at random inside the bin,
+    from the samples' seed attr: reproducible); either re-bins to the generated counts, and the Units
+    description says which was used.
     """
+    check_placement(spike_placement)
     if backend not in COMPRESSIONS:
         raise OptionError(f"backend {backend!r} is not supported; use 'hdf5' or 'zarr'")
     if compression not in COMPRESSIONS[backend]:
@@ -344,14 +361,14 @@ def write_synthetic(
     if in_memory:  # checked before anything is created beside the output
         source = generated if isinstance(generated, GeneratedSource) else DatasetSource(generated)
         nwb = build_synthetic_nwbfile(source, backend=backend, compression=compression, trial_gap=trial_gap,
-                                      progress=progress)
+                                      progress=progress, spike_placement=spike_placement)
     with atomic_output(out_path, overwrite=overwrite, is_dir=backend == "zarr", kind="nwb", inputs=inputs) as tmp:
         if not in_memory:
             staging = tmp.parent / "spill"
             staging.mkdir()
             source = generated(staging)
             nwb = build_synthetic_nwbfile(source, backend=backend, compression=compression, trial_gap=trial_gap,
-                                          progress=progress)
+                                          progress=progress, spike_placement=spike_placement)
         try:
             _write(nwb, tmp, backend)
         finally:

@@ -67,6 +67,14 @@ def test_fit_resume_and_sample(mock_session_path, tmp_path):
     with NWBHDF5IO(str(synthetic), "r") as io:
         nwb = io.read()
         assert len(nwb.units) == 8 and len(nwb.trials) == 4
+        assert "'even'" in nwb.units.description  # the default placement, named
+    uniform = tmp_path / "uniform.nwb"
+    result = invoke("sample", model_dir, "--n", "4", "--out", uniform, "--seed", "9", "--sampler", "ddim",
+                    "--steps", "3", "--quiet", "--spike-placement", "uniform")
+    assert result.exit_code == 0, result.output
+    with NWBHDF5IO(str(uniform), "r") as io:
+        description = io.read().units.description
+        assert "uniformly at random" in description and "seed 9" in description
     exists = CliRunner().invoke(cli, ["sample", str(model_dir), "--n", "2", "--out", str(synthetic)])
     assert exists.exit_code == 2 and "--overwrite" in exists.output
     lengths = CliRunner().invoke(cli, ["sample", str(model_dir), "--n", "3", "--out", str(tmp_path / "x.nwb"),

@@ -15,7 +15,15 @@ def baseline() -> None:
     """Baselines fitted on the training trials and written as NWB like LDNS samples (evaluate them the same way)."""
 
 
+SPIKE_PLACEMENT_HELP = ("How the spikes of a bin get their times in --out: even (k spikes evenly inside the bin) or "
+                        "uniform (at random inside the bin, from --seed); both re-bin to the generated counts, and "
+                        "the Units description names the placement.")
+
+
 def _common(command):
+    # --spike-placement arrives among the session options (**session_opts); _run/_run_neural take it out
+    command = click.option("--spike-placement", type=click.Choice(["even", "uniform"]), default="even",
+                           show_default=True, help=SPIKE_PLACEMENT_HELP)(command)
     command = click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")(command)
     command = click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")(command)
     command = click.option("--out", "out", type=click.Path(path_type=Path), required=True,
@@ -33,11 +41,12 @@ def _run(name: str, session: Path, n_trials: int | None, out: Path, seed: int, o
     from nwb_ldns.fileio import check_output
 
     check_output(out, kind="nwb", overwrite=overwrite, inputs=[session])
+    placement = session_opts.pop("spike_placement", "even")
     ds = load_session_from_options(session, **session_opts)
     model = fit_baseline(name, ds, **fit_options)
     n = n_trials or int(model.train.sizes["trial"])
     generated = model.sample(n, seed=seed)
-    write_synthetic(generated, out, overwrite=overwrite, inputs=[session])
+    write_synthetic(generated, out, overwrite=overwrite, inputs=[session], spike_placement=placement)
     click.echo(f"wrote {out}: {n} trials from {generated.attrs['model_name']} fitted on "
                f"{model.train.sizes['trial']} training trials (seed {seed})")
 
@@ -99,13 +108,14 @@ def _run_neural(name: str, session: Path, n_trials: int | None, out: Path, seed:
     model_dir = model_dir or out.with_name(f"{out.name.split('.')[0]}.{name}-model")
     check_output(out, kind="nwb", overwrite=overwrite, inputs=[session, model_dir])
     refuse_overlapping_outputs(("--out", out), ("--model-dir", model_dir))
+    placement = session_opts.pop("spike_placement", "even")
     ds = load_session_from_options(session, **session_opts)
     model = neural_baseline(name).fit(ds, model_dir, preset=preset, overrides=overrides or None, resume=resume,
                                        overwrite=overwrite, progress=not quiet, inputs=[session],
                                        **(fit_options or {}))
     n = n_trials or model.n_train
     generated = model.sample(n, seed=seed, **sample_options)
-    write_synthetic(generated, out, overwrite=overwrite, inputs=[session, model_dir])
+    write_synthetic(generated, out, overwrite=overwrite, inputs=[session, model_dir], spike_placement=placement)
     click.echo(f"model directory: {model_dir}")
     click.echo(f"wrote {out}: {n} trials from {generated.attrs['model_name']} fitted on {model.n_train} training "
                f"trials (seed {seed})")

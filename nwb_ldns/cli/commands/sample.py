@@ -121,12 +121,16 @@ def parse_conditions(values: tuple[str, ...] | list[str], spec: dict | None) -> 
               "trial's own past spikes) instead of independent Poisson draws; needs `fit --spike-history`.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True,
               help="Trials generated per denoiser batch (lower it if memory is short).")
+@click.option("--spike-placement", type=click.Choice(["even", "uniform"]), default="even", show_default=True,
+              help="How the spikes of a bin get their times in --out: even (k spikes evenly inside the bin) or "
+              "uniform (at random inside the bin, from --seed: reproducible); both re-bin to the generated counts, "
+              "and the Units description names the placement.")
 @click.option("--zarr", "use_zarr", is_flag=True, help="Write an NWB Zarr store instead of HDF5.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="Hide the progress bar.")
 def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: int | None, lengths: tuple[int, ...],
            conditions: tuple[str, ...], split: str, per_trace: int, spike_history: bool, batch_size: int,
-           use_zarr: bool, overwrite: bool, quiet: bool) -> None:
+           spike_placement: str, use_zarr: bool, overwrite: bool, quiet: bool) -> None:
     """Generate N synthetic trials from MODEL_DIR (written by `nwb-ldns fit`) and write them to --out as NWB.
 
     The trials are generated in batches of --batch-size, spilled to temporary files beside --out and written to
@@ -149,7 +153,8 @@ def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: i
         summary = sample_to_nwb(model, n, out, seed=seed, sampler=sampler, steps=steps,
                                 lengths=list(lengths) or None, conditions=parsed, batch_size=batch_size,
                                 progress=not quiet, conditions_source=source, spike_history=spike_history,
-                                backend="zarr" if use_zarr else "hdf5", overwrite=overwrite, inputs=[model_dir])
+                                backend="zarr" if use_zarr else "hdf5", overwrite=overwrite, inputs=[model_dir],
+                                spike_placement=spike_placement)
     for item in caught:
         if issubclass(item.category, GeneratedRangeWarning):
             click.echo(f"warning: {item.message}", err=True)
