@@ -52,8 +52,10 @@ def memorisation_check(train, generated, heldout=None, *, std_bins: float | None
     """Nearest-training-trial distances of generated and held-out trials, plus a one-number summary.
 
     Returns {"generated": distances, "heldout": distances, "reference": "heldout"|"train-loo",
-    "median_generated", "median_heldout", "frac_closer_than_heldout_p5", "exact_copies"}. A frac well above 0.05
-    means generated trials sit closer to training trials than fresh data do (memorisation). std_bins (the
+    "median_generated", "median_heldout", "frac_closer_than_heldout_p5", "frac_farther_than_heldout_p95",
+    "exact_copies"}. A frac closer well above 0.05 means generated trials sit closer to training trials than fresh
+    data do (memorisation); a frac farther well above 0.05, that they sit farther (a poor fit: see
+    `memorisation_verdict`). std_bins (the
     smoothing std and sampling step of the features) defaults to max(2, n_bins / 20): about 20 points per trial.
     """
     train, train_mask = as_counts(train, train_mask, name="training counts")
@@ -73,7 +75,7 @@ def memorisation_check(train, generated, heldout=None, *, std_bins: float | None
         ref_d, reference = nearest_distances(train_f, train_f, exclude_self=True), "train-loo"
     else:
         raise SessionContentError("memorisation check needs held-out trials or at least 2 training trials")
-    p5 = float(np.percentile(ref_d, 5))
+    p5, p95 = (float(v) for v in np.percentile(ref_d, [5, 95]))
     same_shape = train.shape[1:] == generated.shape[1:]
     return {
         "generated": gen_d,
@@ -82,5 +84,43 @@ def memorisation_check(train, generated, heldout=None, *, std_bins: float | None
         "median_generated": float(np.median(gen_d)),
         "median_heldout": float(np.median(ref_d)),
         "frac_closer_than_heldout_p5": float(np.mean(gen_d < p5)),
+        "frac_farther_than_heldout_p95": float(np.mean(gen_d > p95)),
         "exact_copies": _exact_copies(train, generated) if same_shape else 0,
     }
+
+
+EXPECTED_TAIL = 0.05  # share of reference trials below their 5th / above their 95th percentile
+
+
+def tail_limit(n_generated: int) -> float:
+    """Largest tail share that sampling noise explains: 5 % plus two binomial stds, at least 15 %."""
+    n = max(int(n_generated), 1)
+    return max(0.15, EXPECTED_TAIL + 2.0 * float(np.sqrt(EXPECTED_TAIL * (1 - EXPECTED_TAIL) / n)))
+
+
+def memorisation_verdict(check: dict, n_generated: int) -> tuple[str, str]:
+    """(kind, sentence) for one set: "copying", "poor fit", "copying and poor fit" or "ok".
+
+    Why both ways: a model that copies puts generated trials closer to a training trial than held-out real trials
+    are; a model that fits badly puts them farther. Either tail above `tail_limit` (or any exact copy) names it.
+    """
+    closer = float(check.get("frac_closer_than_heldout_p5") or 0.0)
+    farther = check.get("frac_farther_than_heldout_p95")
+    copies = int(check.get("exact_copies") or 0)
+    limit = tail_limit(n_generated)
+    copying = copies > 0 or closer > limit
+    poor = farther is not None and float(farther) > limit
+    ref = "held-out real trials" if check.get("reference") == "heldout" else "training trials (leave-one-out)"
+    parts = []
+    if copying:
+        parts.append(f"copying: {closer:.0%} of generated trials are closer to a training trial than 95 % of "
+                     f"{ref}" + (f", {copies} exact copies" if copies else ""))
+    if poor:
+        parts.append(f"poor fit: {float(farther):.0%} of generated trials are farther from every training trial "
+                     f"than 95 % of {ref}")
+    if not parts:
+        more = "" if farther is None else f", {float(farther):.0%} farther than their 95th"
+        return "ok", (f"no copying and no poor fit: {closer:.0%} of generated trials closer than the 5th percentile "
+                      f"of {ref}{more} (up to {limit:.0%} is sampling noise)")
+    kind = "copying and poor fit" if copying and poor else "copying" if copying else "poor fit"
+    return kind, "; ".join(parts) + f" (up to {limit:.0%} is sampling noise)"

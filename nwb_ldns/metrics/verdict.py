@@ -203,3 +203,54 @@ def verdict_lines(result: dict) -> list[str]:
     return ([f"verdict: multiples of the equal-size floor ({where} vs all reference trials, "
              f"{verdict['n_resamples']} resamples); 'beats' = lower by more than both bootstrap stds",
              line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+GRADE_LIMITS = (2.0, 5.0)  # a multiple of the floor: green up to 2x, amber up to 5x, red above
+GRADES = ("green", "amber", "red")
+
+
+def grade(multiple: float | None) -> str:
+    """The colour of a multiple of the noise floor: green (<= 2x), amber (<= 5x), red (more), n/a (NaN, none)."""
+    if multiple is None or not np.isfinite(multiple):
+        return "n/a"
+    return "green" if multiple <= GRADE_LIMITS[0] else "amber" if multiple <= GRADE_LIMITS[1] else "red"
+
+
+def worst_grade(grades: Sequence[str]) -> str:
+    """The overall grade of a set: its worst known statistic ("n/a" when none is known)."""
+    known = [g for g in grades if g in GRADES]
+    return max(known, key=GRADES.index) if known else "n/a"
+
+
+def _floor_multiples(result: dict, entry: dict) -> dict[str, float]:
+    """Multiples of the protocol table's half-vs-half floor (when there is no equal-size verdict)."""
+    floor = result["noise_floor"]["mean"]
+    values = entry.get("mean") or {}
+    full = entry.get("full") or {}
+    out = {}
+    for key in result["keys"]:
+        value = values.get(key)
+        value = full.get(key) if value is None or not np.isfinite(value) else value
+        out[key] = _ratio(float("nan") if value is None else value, floor.get(key) or float("nan"))
+    return out
+
+
+def set_verdicts(result: dict) -> list[dict]:
+    """One verdict per generated set: {"name", "display", "multiples" {key: x floor}, "grades" {key: grade},
+    "overall", "floor"}: the equal-size verdict's multiples when evaluate() computed one, else the multiples of
+    the protocol table's half-vs-half noise floor ("floor" says which)."""
+    verdict = result.get("verdict") or {}
+    by_name = {entry["name"]: entry for entry in verdict.get("sets", [])}
+    out = []
+    for entry in result["generated"]:
+        matched = by_name.get(entry["name"])
+        if matched is not None:
+            multiples = {k: matched["multiple_of_floor"].get(k) for k in verdict["keys"]}
+            floor = f"equal-size floor ({verdict['k']}-trial subsets)"
+        else:
+            multiples, floor = _floor_multiples(result, entry), "half-vs-half noise floor"
+        multiples = {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in multiples.items()}
+        grades = {k: grade(v) for k, v in multiples.items()}
+        out.append({"name": entry["name"], "display": display_name(entry), "multiples": multiples,
+                    "grades": grades, "overall": worst_grade(list(grades.values())), "floor": floor})
+    return out

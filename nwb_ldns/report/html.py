@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import html
 
-from nwb_ldns.metrics.evaluate import agreement_rows, decoding_lines, table_rows
-from nwb_ldns.metrics.verdict import display_name, verdict_rows
+from nwb_ldns.metrics.evaluate import LABELS, agreement_rows, decoding_lines, table_rows
+from nwb_ldns.metrics.memorisation import memorisation_verdict
+from nwb_ldns.metrics.verdict import GRADE_LIMITS, SHORT, display_name, grade, set_verdicts, verdict_rows
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
@@ -21,8 +22,22 @@ tr.floor { background: #f3f3f3; font-style: italic; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; }
 .small { font-size: 0.85em; color: #555; }
-td.good { background: #d9f2d9; } td.fair { background: #fbe7b5; } td.poor { background: #f6c6c6; }
+td.green { background: #d9f2d9; } td.amber { background: #fbe7b5; } td.red { background: #f6c6c6; }
+#verdict { border: 2px solid #bbb; border-radius: 6px; padding: 0.4em 1em 0.6em; margin: 1em 0; background: #fafafa; }
+#verdict h2 { margin-top: 0.3em; border: none; }
+.verdict-line { font-size: 1.05em; line-height: 2.1; margin: 0.2em 0; }
+.verdict-line .set { font-weight: bold; margin-right: 0.5em; }
+.chip { display: inline-block; padding: 0 0.45em; margin: 0 0.15em; border-radius: 4px; line-height: 1.6;
+        white-space: nowrap; border: 1px solid #999; }
+.chip.green { background: #c8ecc8; border-color: #2e7d32; color: #1b4d1e; }
+.chip.amber { background: #fde2a6; border-color: #b77900; color: #5c3d00; }
+.chip.red { background: #f7bcbc; border-color: #b71c1c; color: #6d0f0f; }
+.chip.na { background: #eee; color: #666; }
+.overall { font-weight: bold; text-transform: uppercase; }
+.memo { white-space: nowrap; margin-left: 0.6em; }
 """
+
+GRADE_CLASS = {"green": "green", "amber": "amber", "red": "red", "n/a": "na"}
 
 
 def _table(header: list[str], rows: list[list[str]], floor_rows: int = 0, floor_last: bool = False) -> str:
@@ -38,29 +53,77 @@ def _table(header: list[str], rows: list[list[str]], floor_rows: int = 0, floor_
 
 def _full_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     keys = result["keys"]
-    header = ["set"] + keys
-    rows = [[display_name(g)] + [f"{g['full'][k]:.4g}" if g["full"][k] is not None else "nan" for k in keys]
+    header = ["set", "trials"] + [LABELS.get(k, k) for k in keys]
+    rows = [[display_name(g), str(g["n_trials"])]
+            + [f"{g['full'][k]:.4g}" if g["full"][k] is not None else "n/a" for k in keys]
             for g in result["generated"]]
     return header, rows
 
 
 def _memorisation_rows(result: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["set", "median distance (generated)", "median distance (reference)", "reference",
-              "fraction below reference 5th pct", "exact copies of training trials"]
+    header = ["set", "finding", "median distance (generated)", "median distance (reference)", "reference",
+              "below reference 5th pct (copying)", "above reference 95th pct (poor fit)",
+              "exact copies of training trials"]
     rows = []
     for g in result["generated"]:
         m = g.get("memorisation")
         if m:
-            rows.append([display_name(g), f"{m['median_generated']:.3g}", f"{m['median_heldout']:.3g}", m["reference"],
-                         f"{m['frac_closer_than_heldout_p5']:.3f}", str(m["exact_copies"])])
+            farther = m.get("frac_farther_than_heldout_p95")
+            rows.append([display_name(g), memorisation_finding(g), f"{m['median_generated']:.3g}",
+                         f"{m['median_heldout']:.3g}", REFERENCES.get(m["reference"], m["reference"]),
+                         f"{m['frac_closer_than_heldout_p5']:.0%}", "n/a" if farther is None else f"{farther:.0%}",
+                         str(m["exact_copies"])])
     return header, rows
 
 
-def _grade(multiple: float | None) -> str:
-    """Cell colour of a multiple of the equal-size floor: <=1.5x green, <=3x amber, else (or unknown) red."""
-    if multiple is None or not multiple == multiple:
-        return "poor"
-    return "good" if multiple <= 1.5 else "fair" if multiple <= 3 else "poor"
+REFERENCES = {"heldout": "held-out real trials", "train-loo": "training trials (leave-one-out)"}
+
+
+def memorisation_finding(entry: dict) -> str:
+    """'no copying, no poor fit', 'copying', 'poor fit' or both, for one generated entry ('' without a check)."""
+    m = entry.get("memorisation")
+    if not m:
+        return ""
+    kind, _ = memorisation_verdict(m, int(entry.get("n_trials") or 0))
+    return "no copying, no poor fit" if kind == "ok" else kind
+
+
+THRESHOLDS = (f"green: at most {GRADE_LIMITS[0]:g}x the noise floor, amber: at most {GRADE_LIMITS[1]:g}x, "
+              f"red: more than {GRADE_LIMITS[1]:g}x")
+
+
+def _multiple(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}x" if value < 10 else f"{value:.0f}x"
+
+
+def verdict_summary(result: dict) -> list[str]:
+    """The one-line verdict per set at the top of the page: each statistic as a multiple of its noise floor,
+    coloured (THRESHOLDS), the set's overall grade (its worst statistic) and the memorisation finding."""
+    verdicts = set_verdicts(result)
+    if not verdicts:
+        return []
+    entries = {entry["name"]: entry for entry in result["generated"]}
+    lines = []
+    for v in verdicts:
+        chips = " ".join(
+            f'<span class="chip {GRADE_CLASS[v["grades"][k]]}" data-key="{html.escape(k)}" '
+            f'data-grade="{v["grades"][k]}">{html.escape(SHORT.get(k, k))} {_multiple(m)}</span>'
+            for k, m in v["multiples"].items())
+        finding = memorisation_finding(entries[v["name"]])
+        memo = f' <span class="memo">memorisation: <b>{html.escape(finding)}</b></span>' if finding else ""
+        overall = GRADE_CLASS[v["overall"]]
+        lines.append(f'<p class="verdict-line" data-grade="{v["overall"]}"><span class="set">'
+                     f'{html.escape(v["display"])}</span><span class="chip {overall} overall">{v["overall"]}</span>'
+                     f" {chips}{memo}</p>")
+    floors = html.escape(", ".join(sorted({v["floor"] for v in verdicts})))
+    return ['<section id="verdict"><h2>Verdict (lower is better)</h2>', *lines,
+            f"<p class='small'>Each statistic of each set as a multiple of its noise floor ({floors}: what real trials score against the real reference); {THRESHOLDS}. The overall grade is the worst "
+            "statistic. KL: population-count KL divergence; corr: RMSE of pairwise correlations (corr pairs: distinct "
+            "pairs only); mean / std ISI: RMSE of per-neuron inter-spike interval statistics; rate: RMSE of "
+            "per-neuron firing rates. Memorisation: too close to the training trials = copying, much farther than "
+            "held-out real trials = poor fit (details below).</p></section>"]
 
 
 def _verdict_section(result: dict) -> list[str]:
@@ -73,16 +136,18 @@ def _verdict_section(result: dict) -> list[str]:
     body = []
     for row, multiples in zip(rows, numbers):
         cells = [f"<td>{html.escape(row[0])}</td>"]
-        cells += [f'<td class="{_grade(m)}">{html.escape(text)}</td>' for text, m in zip(row[1:-1], multiples)]
+        cells += [f'<td class="{GRADE_CLASS[grade(m)]}">{html.escape(text)}</td>'
+                  for text, m in zip(row[1:-1], multiples)]
         cells.append(f"<td>{html.escape(row[-1])}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     where = ("disjoint halves of the reference trials (the session has no other real trials)" if verdict["fallback"]
              else f"random {verdict['k']}-trial subsets of the real {html.escape(verdict['pool'])} trials")
-    return ["<h2>Verdict</h2>", f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>",
+    return ["<h2>Verdict details: equal-size floor and baselines</h2>",
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>",
             f"<p class='small'>Each statistic of each set as a multiple of the equal-size real-vs-real floor: "
             f"{verdict['n_resamples']} random {verdict['k']}-trial subsets of each set vs all reference trials, "
-            f"against {where} vs all reference trials. Green: at most 1.5x the floor, amber: at most 3x, red: "
-            "more. 'beats X on KL, corr': lower than baseline X by more than both bootstrap stds.</p>"]
+            f"against {where} vs all reference trials. {THRESHOLDS[0].upper()}{THRESHOLDS[1:]}. 'beats X on KL, "
+            "corr': lower than baseline X by more than both bootstrap stds.</p>"]
 
 
 def _comparison_section(result: dict) -> list[str]:
@@ -104,9 +169,9 @@ def _comparison_section(result: dict) -> list[str]:
             f"{html.escape(models)}. All figures below show every model side by side.</p>"]
 
 
-def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
-    """The page: metric table with noise floor, full-set values, verdict, agreement, memorisation, then figures
-    (file, title, caption)."""
+def render(result: dict, figures: list[tuple[str, str, str]], notes: list[str] = ()) -> str:
+    """The page: the one-line verdicts, metric table with noise floor, full-set values, verdict details,
+    agreement, memorisation, then figures (file, title, caption); notes: extra lines for the notes."""
     real = result["real"]
     settings = result["settings"]
     header, rows = table_rows(result)
@@ -122,6 +187,7 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
         f"{real['bin_width'] * 1e3:g} ms ({real['n_heldout_trials']} held-out trials). "
         f"Created {result['created']}.</p>",
     ]
+    parts += verdict_summary(result)
     parts += _comparison_section(result)
     parts += [
         "<h2>Statistics (lower is better)</h2>",
@@ -133,7 +199,7 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
         f"KL(generated ‖ real) of Scott-KDE population-count distributions on 0..{settings['maxval']}. "
         "RMSE corr (ref.): over the full N×N matrices with the diagonal and upper triangle zeroed (the LDNS "
         "convention); RMSE corr (pairs): over distinct pairs. ISI statistics in seconds.</p>",
-        "<h3>Full sets (no resampling)</h3>",
+        "<h3>Full sets (no resampling; same columns and units as above)</h3>",
         _table(*_full_rows(result)),
     ]
     parts += _verdict_section(result)
@@ -158,7 +224,7 @@ def render(result: dict, figures: list[tuple[str, str, str]]) -> str:
                   "smoothed PSTH of the real training trials of each condition and of the generated trials "
                   "requested for it, averaged over conditions; the condition-specific r correlates each PSTH minus "
                   "the mean over conditions (about 0 for a model that ignores the condition).</p>"]
-    for note in result.get("notes", []):
+    for note in [*result.get("notes", []), *notes]:
         parts.append(f"<p class='small'>Note: {html.escape(note)}</p>")
     parts.append("<h2>Figures</h2>")
     for filename, title, caption in figures:

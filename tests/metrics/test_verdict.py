@@ -121,11 +121,11 @@ def test_report_verdict_table_is_coloured(poisson):
     real, good, bad = poisson
     out = evaluate(real, [good, bad], names=["good.nwb", "psth.nwb"], split="test", memorisation=False)
     page = render(out, [])
-    section = page[page.index("<h2>Verdict</h2>"):page.index("Agreement with the data")]
+    section = page[page.index("<h2>Verdict details"):page.index("Agreement with the data")]
     good_row = section[section.index("good.nwb"):section.index("</tr>", section.index("good.nwb"))]
     bad_row = section[section.index("psth.nwb)"):section.index("</tr>", section.index("psth.nwb)"))]
-    assert 'class="poor"' in bad_row and "beats PSTH-Poisson on KL, corr" in good_row
+    assert 'class="red"' in bad_row and "beats PSTH-Poisson on KL, corr" in good_row
     rate_multiple = out["verdict"]["sets"][0]["multiple_of_floor"]["rmse_rate_hz"]
-    expected = "good" if rate_multiple <= 1.5 else "fair" if rate_multiple <= 3 else "poor"
+    expected = "green" if rate_multiple <= 2 else "amber" if rate_multiple <= 5 else "red"  # the verdict row's
     cells = good_row.split("<td")[1:-1]  # the multiples, in VERDICT_KEYS order (row starts inside the name)
     assert len(cells) == len(VERDICT_KEYS) and f'class="{expected}"' in cells[VERDICT_KEYS.index("rmse_rate_hz")]

@@ -19,6 +19,9 @@ from nwb_ldns.cli.session_options import load_session_from_options, session_opti
               "verdict's 'beats' column. Files whose model is not LDNS (PSTH-Poisson, LDS) count as baselines anyway.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Write a self-contained HTML report (index.html + PNG figures) into this directory.")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="With --report: the model directory the SYNTH files were sampled from; the report then compares "
+              "its autoencoder latents of the real trials with the latents the files carry.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the numbers of the table (and settings) to this JSON file.")
 @click.option("--bootstrap", "n_resamples", type=click.IntRange(min=0), default=5, show_default=True,
@@ -34,7 +37,7 @@ from nwb_ldns.cli.session_options import load_session_from_options, session_opti
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--report outputs.")
 @session_options
 def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path, ...], report_dir: Path | None,
-             json_path: Path | None,
+             model_dir: Path | None, json_path: Path | None,
              n_resamples: int, seed: int, maxval: int | None, reference_split: str, no_memorisation: bool,
              overwrite: bool,
              **session_opts) -> None:
@@ -54,7 +57,9 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path
 
     if not synthetic and not baseline_paths:
         raise click.UsageError("Missing argument 'SYNTHETIC...': give at least one generated file (or --baseline)")
-    inputs = [real, *synthetic, *baseline_paths]
+    if model_dir is not None and report_dir is None:
+        raise click.UsageError("--model is for the report's latent figures: give --report DIR too")
+    inputs = [real, *synthetic, *baseline_paths, *([model_dir] if model_dir is not None else [])]
     _check_outputs(json_path, report_dir, inputs, overwrite)  # before the (long) evaluation
     real_ds = load_session_from_options(real, **session_opts)
     paths = tuple(synthetic) + tuple(baseline_paths)
@@ -88,7 +93,11 @@ def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path
     if report_dir is not None:
         from nwb_ldns.report import write_report
 
-        write_report(report_dir, real_ds, generated, result, overwrite=overwrite, inputs=inputs)
+        from nwb_ldns.report.latents import collect_latents
+
+        latents = collect_latents(real, real_ds, paths, generated, names, model_dir=model_dir,
+                                  train_split=reference_split)
+        write_report(report_dir, real_ds, generated, result, overwrite=overwrite, inputs=inputs, latents=latents)
         click.echo(f"wrote {Path(report_dir) / 'index.html'}")
 
 
