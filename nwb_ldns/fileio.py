@@ -491,8 +491,8 @@ class _WriteGuard(io.FileIO):
     `atomic_output` deletes the (useless) partial file.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        super().__init__(path, "w+")
+    def __init__(self, path: str | os.PathLike, mode: str = "w+") -> None:
+        super().__init__(path, mode)
         self.error: OSError | None = None
 
     def write(self, data) -> int:
@@ -523,17 +523,18 @@ class _WriteGuard(io.FileIO):
 
 
 @contextlib.contextmanager
-def hdf5_writer(path: str | os.PathLike) -> Iterator["h5py.File"]:  # noqa: F821 (h5py imported lazily)
+def hdf5_writer(path: str | os.PathLike, mode: Literal["w", "r+"] = "w") -> Iterator["h5py.File"]:  # noqa: F821
     """A new HDF5 file at `path` (a partial output) for writing; a failed write raises its OSError afterwards.
 
     Use it for every HDF5 output (`NWBHDF5IO(file=h5, mode="w")`) instead of a path: HDF5 then never sees a
     failing write, and the writer's OSError (disk full, ...) reaches `atomic_output`, which reports it.
+    mode="r+" edits an existing partial output in place (export's copy with new metadata), never an input.
     """
     import h5py
 
-    guard = _WriteGuard(path)
+    guard = _WriteGuard(path, "w+" if mode == "w" else "r+")
     try:
-        with h5py.File(guard, "w") as h5:
+        with h5py.File(guard, mode) as h5:
             yield h5
     except Exception:
         if guard.error is None:

@@ -39,7 +39,7 @@ def trained_model(tmp_path_factory, mock_session_path) -> tuple[Path, Path]:
 def workspace(tmp_path_factory, trained_model) -> Path:
     """The shared workspace (see the module docstring); tests that change files work on copies."""
     from nwb_ldns.export import write_synthetic
-    from nwb_ldns.export.dandiset import _plan_targets
+    from nwb_ldns.export.dandiset import dandi_targets
     from nwb_ldns.export.testing import make_generated_dataset
 
     real, model = trained_model
@@ -54,7 +54,7 @@ def workspace(tmp_path_factory, trained_model) -> Path:
     (root / "unrelated").mkdir()
     (root / "unrelated" / "thesis.txt").write_text("three years of work\n")
     (root / "notes.txt").write_text("lab notes\n")
-    taken = _plan_targets([root / "synth.nwb"], root / "dandiset", "ldns")[0]
+    taken = dandi_targets([root / "synth.nwb"], root / "dandiset")[0]
     taken.parent.mkdir(parents=True)
     taken.write_bytes(b"someone else's file under the DANDI name")
     return root

@@ -235,17 +235,21 @@ def large_synthetic(tmp_path_factory) -> Path:
 
 
 def test_export_killed_during_the_copy_leaves_no_file_under_the_final_name(large_synthetic, tmp_path):
-    from nwb_ldns.export.dandiset import _plan_targets
+    import h5py
+
+    from nwb_ldns.export.dandiset import dandi_targets
 
     source = tmp_path / "synth.nwb"
     shutil.copy2(large_synthetic, source)
     source_digest = hashlib.sha256(source.read_bytes()).hexdigest()
     dandiset = tmp_path / "dandiset"
-    target = _plan_targets([source], dandiset, "ldns")[0]
+    target = dandi_targets([source], dandiset)[0]
     args = ["export", source, "--dandiset", dandiset, "--no-validate"]
 
-    def complete(path: Path) -> None:
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == source_digest
+    def complete(path: Path) -> None:  # the whole copy, with the metadata export writes into it last
+        with h5py.File(path, "r") as copy, h5py.File(source, "r") as original:
+            assert copy["padding"].shape == original["padding"].shape
+            assert copy["general/related_publications"][0].decode().startswith("doi:")
     _kill_during_write(args, target, tmp_path / "export.log", complete)
     assert hashlib.sha256(source.read_bytes()).hexdigest() == source_digest
     _rerun_completes(args, target, complete)
