@@ -29,8 +29,8 @@ from nwb_ldns.export.file_metadata import FileMetadata, apply_metadata
 from nwb_ldns.fileio import atomic_output, check_output, is_our_nwb, refuse_input_as_output
 from nwb_ldns.optional import require
 
-__all__ = ["FILENAME_REGEX", "DandiValidationError", "ExportResult", "dandi_targets", "export_dandiset", "inspect_dandi",
-           "run_dandi_validate", "sanitize_label"]
+__all__ = ["FILENAME_REGEX", "DandiValidationError", "ExportResult", "dandi_targets", "export_dandiset",
+           "inspect_dandi", "run_dandi_validate", "sanitize_label"]
 
 # (inspector check, neurodata type) -> why no option can fix it; printed beside the suggestion
 NOT_USER_FIXABLE = {
@@ -86,7 +86,7 @@ class ExportResult:
             lines += [f"  SUGGESTION {m}" for m in self.inspector_suggestions]
         if self.dandiset_id == PLACEHOLDER_ID:
             lines.append(f"note: {YAML_NAME} has the placeholder id {PLACEHOLDER_ID} (fine for dandi validate); to "
-                         "upload, export again with --dandiset-id and --for-upload")
+                         "upload, export again with --dandiset-id ID --for-upload --overwrite")
         elif self.ok:
             lines.append(f"upload: cd {self.dandiset_dir} && dandi upload  (DANDI_API_KEY set; add "
                          "-i dandi-staging for a dandiset on the staging server)")
