@@ -211,7 +211,8 @@ def run_task(index: int, task: Task, events: Any = None, torch_threads: int | No
     handler = _NoteHandler(notes)
     train_logger = logging.getLogger("nwb_ldns.train")
     train_logger.addHandler(handler)
-    previous_level = train_logger.level
+    previous_level, previous_propagate = train_logger.level, train_logger.propagate
+    train_logger.propagate = False  # fit's lines become notes, not lines between the display's (the CLI's -v/-q)
     if train_logger.getEffectiveLevel() > logging.INFO:
         train_logger.setLevel(logging.INFO)
     try:
@@ -233,6 +234,7 @@ def run_task(index: int, task: Task, events: Any = None, torch_threads: int | No
     finally:
         train_logger.removeHandler(handler)
         train_logger.setLevel(previous_level)
+        train_logger.propagate = previous_propagate
     return SessionOutcome(task.session, task.output, "ok", time.perf_counter() - started, notes=tuple(notes))
 
 

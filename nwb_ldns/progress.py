@@ -14,10 +14,20 @@ from typing import Any, Iterable, Iterator
 
 STEP_FRACTION = 0.1  # a plain line every 10 % of the work
 MIN_SECONDS = 2.0  # ... or, for work of unknown length, at most every 2 s
+_OVERRIDE: str | None = None  # set by the CLI's global -q (nwb_ldns.verbosity): "off" beats the environment
+
+
+def override(chosen: str | None) -> None:
+    """Force a mode for this process ("off" under `nwb-ldns -q`); None restores the default choice."""
+    global _OVERRIDE
+    _OVERRIDE = chosen
 
 
 def mode() -> str:
-    """"bars" on a terminal, "lines" otherwise; NWB_LDNS_PROGRESS overrides ("bars", "lines", "off")."""
+    """"bars" on a terminal, "lines" otherwise; NWB_LDNS_PROGRESS overrides ("bars", "lines", "off"), and the
+    CLI's -q (`override("off")`) overrides both."""
+    if _OVERRIDE is not None:
+        return _OVERRIDE
     chosen = os.environ.get("NWB_LDNS_PROGRESS", "").strip().lower()
     if chosen in ("bars", "lines", "off"):
         return chosen

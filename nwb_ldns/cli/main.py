@@ -16,6 +16,7 @@ import click
 from nwb_ldns import __version__
 from nwb_ldns.errors import NWBLDNSError
 from nwb_ldns.fileio import OUTPUT_ERRNOS, WRITE_ONLY_ERRNOS, output_write_error
+from nwb_ldns.verbosity import LEVEL_NAMES
 
 # command name -> "module:attribute" (imported only when the command runs or help is listed)
 COMMANDS = {
@@ -85,11 +86,36 @@ def _report_bug() -> None:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nwb-ldns")
-def cli() -> None:
+@click.option("--log-level", type=click.Choice(LEVEL_NAMES, case_sensitive=False), default=None,
+              help="How much to print on stderr: debug, info (the default: progress, what each stage does, hints), "
+              "warning (no progress display, no hints) or error.")
+@click.option("-v", "--verbose", count=True, help="One level more than --log-level (-v: debug lines too).")
+@click.option("-q", "--quiet", count=True,
+              help="One level less per -q (-q: no progress bars or lines and no hints; -qq: no logged warnings).")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str | None, verbose: int, quiet: int) -> None:
     """Latent diffusion models of neural spiking data (LDNS), NWB in and NWB out.
 
     Typical session: convert (or bring your own NWB file) -> inspect -> fit -> sample -> evaluate -> export.
+    Global options go before the command: `nwb-ldns -q fit ...`, `nwb-ldns --log-level debug inspect ...`.
+    Shell completion: see cli/README.md (e.g. `eval "$(_NWB_LDNS_COMPLETE=bash_source nwb-ldns)"`).
     """
+    import logging
+    import platform
+
+    from nwb_ldns import verbosity
+
+    verbosity.configure(verbosity.resolve_level(log_level, verbose, quiet))
+    ctx.call_on_close(verbosity.reset)
+    logging.getLogger("nwb_ldns.cli").debug(
+        f"nwb-ldns {__version__}, Python {platform.python_version()} on {platform.platform()}; "
+        f"command: {ctx.invoked_subcommand}; progress display: {_progress_mode()}")
+
+
+def _progress_mode() -> str:
+    from nwb_ldns.progress import mode
+
+    return mode()
 
 
 if __name__ == "__main__":

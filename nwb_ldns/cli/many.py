@@ -31,12 +31,13 @@ def check_many_options(out: Path | None, out_dir: Path | None, jobs: int | None,
 def fit_many(sessions: Sequence[str], *, out: Path | None, out_dir: Path | None, jobs: int | None, dry_run: bool,
              quiet: bool, session_opts: Mapping[str, Any], fit_options: Mapping[str, Any]) -> None:
     """Fit every session into out_dir, print the summary and exit 0 (all ok), 2 (user errors only) or 1."""
+    from nwb_ldns import verbosity
     from nwb_ldns.batch import exit_code, fit_sessions, summary_table
     from nwb_ldns.cli.session_options import session_kwargs
 
     check_many_options(out, out_dir, jobs, dry_run)
     outcomes = fit_sessions(list(sessions), out_dir, jobs=jobs or 1, reading_options=session_kwargs(dict(session_opts)),
-                            fit_options=fit_options, progress=not quiet)
+                            fit_options=fit_options, progress=not quiet and verbosity.chatty())  # or global -q
     echo_outcomes(outcomes, quiet, summary_table(outcomes))
     code = exit_code(outcomes)
     if code:

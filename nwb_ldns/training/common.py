@@ -123,8 +123,12 @@ class Run:
         """A message for the user (stderr, above any progress bar)."""
         if not self.writes:
             return
-        logger.info(message)
-        if self.progress:
+        from nwb_ldns import verbosity
+
+        # under the CLI (nwb_ldns.verbosity) the logger prints it: "warning: ..." lines as warnings, which -q keeps
+        warning = verbosity.configured() and message.startswith("warning:")
+        logger.log(logging.WARNING if warning else logging.INFO, message)
+        if self.progress and not verbosity.configured():
             from tqdm.auto import tqdm
 
             tqdm.write(message, file=sys.stderr)

@@ -473,7 +473,7 @@ def _train_run(session: xr.Dataset, target: Path, out_dir: Path, replacing: bool
     model = LDNSModel.load(out_dir, device=device)
     _check_quality(run, model, train, val, seed)
     model = _finish(model, target, replacing)
-    run.say(f"model written to {target} in {time.time() - run.started:.0f} s")
+    run.say(f"fit finished in {time.time() - run.started:.0f} s")  # the CLI then prints "model directory: ..." once
     return model
 
 

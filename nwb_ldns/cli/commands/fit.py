@@ -151,9 +151,10 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
         click.echo("dry run: nothing was trained or written")
         return
 
+    from nwb_ldns import verbosity
     from nwb_ldns.train import fit as fit_model
 
-    if quiet:  # no progress bars, but still say what happens (held-out validation split, best epoch, ...)
+    if quiet and not verbosity.configured():  # no bars, still say what happens (the global -q/-v sets this itself)
         import logging
 
         handler = logging.StreamHandler()
@@ -172,4 +173,5 @@ def fit(session: tuple[str, ...], out: Path | None, out_dir: Path | None, jobs: 
     if model is None:  # a rank > 0 of a data-parallel run: rank 0 writes and reports
         return
     click.echo(f"model directory: {model.model_dir}")
-    click.echo(f"next: nwb-ldns sample {model.model_dir} --n 100 --out synthetic.nwb{next_options(model, session)}")
+    if verbosity.chatty():
+        click.echo(f"next: nwb-ldns sample {model.model_dir} --n 100 --out synthetic.nwb{next_options(model, session)}")

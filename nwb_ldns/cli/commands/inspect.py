@@ -67,7 +67,9 @@ def _print_report(info: dict) -> None:
     for series in info["behavior_series"]:
         echo(f"  {series['path']}: {series['shape']} {series['dtype']} {series['unit']}, {_rate_text(series)}")
     echo("")
-    if not info["suggestions"]:
+    from nwb_ldns import verbosity
+
+    if not info["suggestions"] or not verbosity.chatty():  # `nwb-ldns -q inspect`: the description, no advice
         return
     echo(f"Suggested commands (bin width {info['default_bin_width']:g} s unless --bin-width is given):")
     for suggestion in info["suggestions"]:
@@ -119,9 +121,15 @@ def _rate_text(series: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON instead of text.")
 @session_options
 def inspect_command(file: str, as_json: bool, **options) -> None:
-    """Show what nwb-ldns finds in FILE (a .nwb, .nwb.zarr or http(s) URL): Units tables and their columns, trial
-    tables with row counts and durations, binned-count series and behaviour series, and the `nwb-ldns fit` options
-    to use. With session options (e.g. --trials-table, --align/--window), also load the session and print its shape.
+    """Show what nwb-ldns (LDNS) will see in FILE (a .nwb, .nwb.zarr or http(s) URL): Units tables and their
+    columns, trial tables with row counts and durations, binned-count series and behaviour series, and the
+    `nwb-ldns fit` options to use. With session options (e.g. --trials-table, --align/--window), also load the
+    session and print its shape: trials, bins, units, the train/val/test split and what the reader dropped.
+
+    Not a validator: nwbinspector (`nwbinspector FILE`, `pip install 'nwb-ldns[dandi]'`) checks a file against NWB
+    best practices and DANDI's rules; `inspect` answers a different question, whether and how LDNS can be fitted
+    on the file (units, trials, bins, splits, conditions, and the problems that would stop a fit). Global -q
+    prints the description without the suggestions.
     """
     from nwb_ldns.data.describe import describe_session
 
