@@ -22,6 +22,8 @@ _API = {
     "evaluate": "nwb_ldns.metrics",
     "convert_lorenz": "nwb_ldns.convert",
     "convert_willett": "nwb_ldns.convert",
+    "to_pynapple": "nwb_ldns.interop",
+    "to_spikeinterface": "nwb_ldns.interop",
 }
 
 __all__ = ["__version__", *_API]
