@@ -226,6 +226,13 @@ _POSITIVE_FLOAT = {"lr", "grad_clip", "horizon_factor", "ema_power", "smoothl1_b
 # in an overflow inside torch instead of a divergence that fit reports. Typical learning rates are 1e-4 to 1e-2.
 MAX_LR = 1e6
 MAX_WEIGHT_DECAY = 1e6
+# Integers beyond these reach torch as C longs and fail there with an OverflowError instead of a refusal; sizes
+# below them are checked against memory before allocation (nwb_ldns.limits.check_network_size).
+MAX_INT = 2**31 - 1
+MAX_SEED = 2**63 - 1
+# Network widths beyond this overflow torch's size arithmetic even on the meta device used to count parameters.
+MAX_WIDTH = 2**16
+_WIDTH_LEAVES = {"hidden", "latent", "d_state", "n_blocks"}
 
 
 def preset_names() -> list[str]:
@@ -289,6 +296,9 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
 def _check_ranges(flat: Mapping[str, Any]) -> None:
     for key, value in flat.items():
         leaf = key.rsplit(".", 1)[-1]
+        limit = MAX_SEED if leaf == "seed" else MAX_WIDTH if leaf in _WIDTH_LEAVES else MAX_INT
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limit:
+            raise OptionError(f"--set {key}={str(value)[:12]}... is far beyond any usable value (at most {limit:,})")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise OptionError(f"--set {key}={value!r} is not allowed; choose one of {', '.join(_CHOICES[key])}")
         if leaf in _POSITIVE_INT and value < 1:
@@ -316,6 +326,13 @@ def _check_ranges(flat: Mapping[str, Any]) -> None:
         raise OptionError("--set diffusion.patience needs validation: also --set diffusion.val_every=K (K >= 1)")
     if flat["autoencoder.n_blocks"] < 0 or flat["diffusion.n_blocks"] < 1:
         raise OptionError("--set autoencoder.n_blocks must be >= 0 and diffusion.n_blocks >= 1")
+    if flat["diffusion.hidden"] % 4:
+        raise OptionError(f"--set diffusion.hidden ({flat['diffusion.hidden']}) must be a multiple of 4 (the time "
+                          "embedding is hidden / 4 wide)")
+    for section in ("autoencoder", "diffusion"):
+        if flat[f"{section}.d_state"] % 2:
+            raise OptionError(f"--set {section}.d_state ({flat[f'{section}.d_state']}) must be even (S4 states come "
+                              "in complex-conjugate pairs)")
     if flat["autoencoder.hidden"] % flat["autoencoder.latent"]:
         raise OptionError(
             f"--set autoencoder.hidden ({flat['autoencoder.hidden']}) must be a multiple of autoencoder.latent "

@@ -105,3 +105,21 @@ def test_every_key_of_every_preset_is_settable():
     keys = set(flatten(resolve_config("lorenz"))) - {"preset"}
     for name in PRESETS:
         assert set(flatten(resolve_config(name))) - {"preset"} == keys
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("diffusion.d_state", 10**400, "far beyond any usable value"),
+        ("autoencoder.hidden", 2**17, "far beyond any usable value"),
+        ("autoencoder.d_state", 15, "must be even"),
+        ("diffusion.hidden", 30, "multiple of 4"),
+    ],
+)
+def test_values_that_would_fail_inside_torch_are_refused(key, value, message):
+    """Huge or malformed sizes are refused as options, not met later as OverflowError/ValueError in torch."""
+    from nwb_ldns.config import resolve_config
+    from nwb_ldns.errors import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        resolve_config("tiny", {key: value})
