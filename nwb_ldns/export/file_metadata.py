@@ -137,14 +137,7 @@ def _apply_hdf5(path: Path, metadata: FileMetadata) -> None:
     with hdf5_writer(path, mode="r+") as h5:
         general = h5.require_group("general")
         existing = _texts(general["related_publications"][()]) if "related_publications" in general else []
-        fields = {**metadata.nwbfile, "related_publications": publications(existing, metadata)}
-        targets = [(general, fields)]
-        if metadata.subject:
-            if "subject" not in general:
-                raise InputFileError(f"{path} has no Subject to set {sorted(metadata.subject)} in; give the source "
-                                     "session a Subject")
-            targets.append((general["subject"], metadata.subject))
-        for group, values in targets:
+        for group, values in _targets(path, general, existing, metadata):
             for key, value in values.items():
                 attrs = dict(group[key].attrs) if key in group else {}
                 if key in group:
@@ -156,12 +149,9 @@ def _apply_hdf5(path: Path, metadata: FileMetadata) -> None:
                 dataset.attrs.update(attrs)  # e.g. age's `reference`
 
 
-def _apply_zarr(path: Path, metadata: FileMetadata) -> None:
-    import zarr
-
-    root = zarr.open_group(str(path), mode="r+")
-    general = root.require_group("general")
-    existing = _texts(general["related_publications"][...]) if "related_publications" in general else []
+def _targets(path: Path, general: Any, existing: list[str], metadata: FileMetadata) -> list[tuple[Any, dict]]:
+    """(group, {field: value}) pairs to write: /general, and /general/subject when Subject fields are given (the
+    same for an h5py and a zarr group)."""
     fields = {**metadata.nwbfile, "related_publications": publications(existing, metadata)}
     targets = [(general, fields)]
     if metadata.subject:
@@ -169,7 +159,16 @@ def _apply_zarr(path: Path, metadata: FileMetadata) -> None:
             raise InputFileError(f"{path} has no Subject to set {sorted(metadata.subject)} in; give the source "
                                  "session a Subject")
         targets.append((general["subject"], metadata.subject))
-    for group, values in targets:
+    return targets
+
+
+def _apply_zarr(path: Path, metadata: FileMetadata) -> None:
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r+")
+    general = root.require_group("general")
+    existing = _texts(general["related_publications"][...]) if "related_publications" in general else []
+    for group, values in _targets(path, general, existing, metadata):
         for key, value in values.items():
             attrs = dict(group[key].attrs) if key in group else {}
             if key in group:
