@@ -1,4 +1,4 @@
-"""Open an NWB source (local HDF5, local Zarr, or HTTP(S) URL) read-only, after checking it really is NWB 2.
+"""Open an NWB source (local HDF5 or Zarr, or a remote http(s)/s3/DANDI file) read-only, after checking it is NWB 2.
 
 The checks run with h5py/zarr *before* pynwb, so that a missing file, a truncated file, a plain HDF5 file, or an
 NWB 1.x / MatNWB 2.0-beta file gives one clear line instead of a deep pynwb traceback.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from nwb_ldns.data.remote import HTTPRangeFile, is_url
+from nwb_ldns.data.remote import is_remote, open_remote
 from nwb_ldns.errors import InputFileError
 from nwb_ldns.fileio import sha256_file, unsafe_zarr_codecs
 
@@ -134,20 +134,19 @@ def local_kind(path: Path) -> str:
 
 @contextlib.contextmanager
 def open_nwb(source: str | os.PathLike) -> Iterator[OpenedSource]:
-    """Yield an `OpenedSource` for a local .nwb, a local .nwb.zarr or an http(s) URL, opened read-only."""
+    """Yield an `OpenedSource` for a local .nwb, a local .nwb.zarr, or an http(s)/s3/dandi URL, opened read-only."""
     from pynwb import NWBHDF5IO
 
     with contextlib.ExitStack() as stack:
-        if is_url(source):
+        if is_remote(source):
             url = str(source)
-            if url.rstrip("/").lower().endswith(".zarr"):
+            if url.split("?")[0].rstrip("/").lower().endswith(".zarr"):
                 raise InputFileError(
                     f"{url} looks like a remote Zarr store, which nwb-ldns reads only from a local copy; "
                     "download the .nwb.zarr directory and pass its path"
                 )
-            raw = stack.enter_context(HTTPRangeFile(url))
-            buffered = stack.enter_context(_BufferedCloser(raw))
-            h5 = stack.enter_context(_open_h5(buffered, url))
+            raw = stack.enter_context(open_remote(url))
+            h5 = stack.enter_context(_open_h5(raw, url))
             version = _hdf5_version(h5, url)
             io = stack.enter_context(_pynwb_errors(url, version, lambda: NWBHDF5IO(file=h5, mode="r")))
             with _read_errors(url):
@@ -157,8 +156,8 @@ def open_nwb(source: str | os.PathLike) -> Iterator[OpenedSource]:
         scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", text)
         if scheme is not None:
             raise InputFileError(
-                f"{text}: {scheme.group(1)}:// sources are not supported; pass a local path or an http(s) URL "
-                "(an S3 object s3://BUCKET/KEY is also at https://BUCKET.s3.amazonaws.com/KEY)"
+                f"{text}: {scheme.group(1)}:// sources are not supported; pass a local path, an http(s):// URL, "
+                "s3://BUCKET/KEY or dandi://DANDISET/PATH"
             )
         path = Path(source).expanduser()
         kind = local_kind(path)
@@ -175,21 +174,6 @@ def open_nwb(source: str | os.PathLike) -> Iterator[OpenedSource]:
         io = stack.enter_context(_pynwb_errors(str(path), version, lambda: NWBHDF5IO(file=h5, mode="r")))
         with _read_errors(str(path)):
             yield OpenedSource(_read(io, str(path), version), str(path), "hdf5", version, path)
-
-
-class _BufferedCloser(contextlib.AbstractContextManager):
-    """A BufferedReader over the range file, closed with it (h5py reads small pieces; the buffer batches them)."""
-
-    def __init__(self, raw: HTTPRangeFile) -> None:
-        import io as _io
-
-        self.reader = _io.BufferedReader(raw, buffer_size=64 * 1024)
-
-    def __enter__(self):
-        return self.reader
-
-    def __exit__(self, *exc) -> None:
-        self.reader.close()
 
 
 @contextlib.contextmanager

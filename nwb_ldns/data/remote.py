@@ -1,31 +1,30 @@
-"""A read-only, seekable file object over HTTP(S) byte-range requests.
+"""A read-only, seekable file over a remote NWB file (http(s), s3://, DANDI), read lazily through fsspec.
 
-h5py can open any Python file-like object, so an NWB file on a web server (DANDI's S3 bucket, a lab server) can be
-read lazily: only the byte ranges h5py asks for are fetched, in blocks that are cached, instead of downloading the
-whole file first. Uses the standard library only, so its behaviour (and its errors) are under our control.
+h5py can open any Python file-like object, so an NWB file on a web server, on S3 or on DANDI is read in place:
+fsspec fetches only the byte ranges h5py asks for, in blocks that it caches, instead of the whole file. This module
+adds what fsspec leaves to its callers: retries with backoff when a server is busy or a connection drops, the
+Authorization header from the environment, DANDI references resolved to their S3 URL, and one-line errors that name
+the source and the fix.
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
+import gc
 import io
 import time
-import urllib.error
-import urllib.request
-from collections import OrderedDict
+from typing import Iterator
 
+from nwb_ldns.data.remote_urls import DANDI_TOKEN_ENV, TOKEN_ENV, RemoteSource, is_remote, parse_source, resolve_dandi
 from nwb_ldns.errors import InputFileError
 
-DEFAULT_BLOCK_SIZE = 1 << 20  # 1 MiB per request
-DEFAULT_CACHE_BLOCKS = 64  # at most 64 MiB cached per open file
-REQUEST_TIMEOUT = 30.0  # seconds a request may wait for the server (None below: this value, read at each request)
+__all__ = ["RemoteFile", "is_remote", "open_remote"]
+
+DEFAULT_BLOCK_SIZE = 1 << 20  # bytes per range request (read at each open; tests make it small)
+DEFAULT_CACHE_BLOCKS = 64  # at most 64 blocks (64 MiB) cached per open file
+REQUEST_TIMEOUT = 30.0  # seconds to connect, and between two reads of an answer, before the try counts as failed
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of a failed request: 5 tries in all
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # HTTP answers that mean "try again"
-
-
-def is_url(source: object) -> bool:
-    """True for http:// and https:// sources."""
-    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
 def _pause(seconds: float) -> None:
@@ -37,117 +36,145 @@ class _Transient(Exception):
     """A failed request worth trying again (server busy, connection dropped); str() says what happened."""
 
 
-class HTTPRangeFile(io.RawIOBase):
-    """Seekable read-only view of a remote file, fetched block by block with `Range: bytes=a-b` requests."""
+def open_remote(text: str) -> "RemoteFile":
+    """A `RemoteFile` for an http(s)://, s3:// or dandi:// string (DANDI references are looked up first)."""
+    source = parse_source(text)
+    if source.dandi is not None and (source.kind == "dandi" or _dandi_client_installed()):
+        url = resolve_dandi(source.dandi)
+        source = RemoteSource(text, "s3" if url.startswith("s3://") else "http",
+                              url=url[len("s3://"):] if url.startswith("s3://") else url, dandi=source.dandi)
+    return RemoteFile(source)
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        block_size: int = DEFAULT_BLOCK_SIZE,
-        cache_blocks: int = DEFAULT_CACHE_BLOCKS,
-        timeout: float | None = None,
-        retry_delays: tuple[float, ...] | None = None,
-    ) -> None:
+
+def _dandi_client_installed() -> bool:
+    from nwb_ldns.optional import available
+
+    return available("dandi.dandiapi")
+
+
+class RemoteFile(io.RawIOBase):
+    """Seekable read-only view of a remote file; reads go through an fsspec file with a block cache.
+
+    Every request that fails for a reason worth waiting for (HTTP 408/425/429/5xx, a refused, reset or cut
+    connection, a timeout) is tried again after RETRY_DELAYS; anything else, or a server that keeps failing, is one
+    InputFileError naming the source.
+    """
+
+    def __init__(self, source: RemoteSource, *, block_size: int | None = None,
+                 cache_blocks: int | None = None, retry_delays: tuple[float, ...] | None = None) -> None:
         super().__init__()
-        self.url = url
-        self.block_size = int(block_size)
-        self.cache_blocks = int(cache_blocks)
-        self.timeout = timeout
+        self.source = source
+        self.url = source.url  # what is read: the http(s) URL, or BUCKET/KEY on S3
+        self.block_size = int(block_size or DEFAULT_BLOCK_SIZE)
+        self.cache_blocks = int(cache_blocks or DEFAULT_CACHE_BLOCKS)
         self.retry_delays = retry_delays  # None: the module's RETRY_DELAYS, read at each request (tests shorten it)
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
-        self._reached = False  # whether the server ever answered
+        self._reached = False  # whether the server ever answered (an unreachable host is not retried)
         self._pos = 0
-        self.requests = 0  # number of range requests made (tests and diagnostics read this)
-        self.bytes_fetched = 0
-        self.size = self._fetch_size()
-
-    # -- HTTP -------------------------------------------------------------------------------------------------
-    def _request(self, start: int, stop: int, expect: int | None) -> tuple[int, object, bytes]:
-        """(status, headers, body) of one range request, read whole; _Transient for a failure worth retrying."""
-        request = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{stop - 1}"})
-        try:
-            timeout = REQUEST_TIMEOUT if self.timeout is None else self.timeout
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
-                status, headers, body = response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            if error.code in RETRY_STATUS:
-                raise _Transient(f"HTTP {error.code} {error.reason}") from None
-            raise InputFileError(
-                f"cannot read {self.url}: HTTP {error.code} {error.reason}; "
-                "check the URL (it must point at an .nwb file)"
-            ) from None
-        except urllib.error.URLError as error:
-            if not self._reached:  # never answered: a wrong host or port, not worth waiting for
-                raise InputFileError(
-                    f"cannot reach {self.url}: {error.reason}; "
-                    "check the URL and the network, or download the file and pass its path"
-                ) from None
-            raise _Transient(f"cannot connect ({error.reason})") from None
-        except (OSError, http.client.HTTPException) as error:  # reset, timeout, closed mid-body (IncompleteRead)
-            raise _Transient(f"the connection failed mid-transfer ({type(error).__name__})") from None
+        self._fs = self._filesystem()
+        self._file = self._retrying(self._open, "")
         self._reached = True
-        if status == 206 and expect is not None and len(body) != expect:
-            raise _Transient(f"a short answer ({len(body)} of {expect} bytes)")
-        return status, headers, body
+        self.size = int(self._file.size)
 
-    def _fetch(self, start: int, stop: int, expect: int | None = None) -> tuple[int, object, bytes]:
-        """`_request` with retries: a server error (5xx, 429) or a broken connection is tried again after a delay.
+    # -- where and how ----------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The source as the user gave it, with the URL it resolved to when they differ."""
+        text = self.source.text
+        shown = self.url if self.source.kind == "http" else f"s3://{self.url}"
+        return text if shown == text else f"{text} (read from {shown})"
+
+    def _filesystem(self):
+        if self.source.kind == "s3":
+            from nwb_ldns.optional import require
+
+            s3fs = require("s3fs", "reading s3:// URLs")
+            return s3fs.S3FileSystem(anon=True)
+        import aiohttp
+        import fsspec
+
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=REQUEST_TIMEOUT)
+        return fsspec.filesystem("http", headers=dict(self.source.headers), client_kwargs={"timeout": timeout})
+
+    def _open(self):
+        handle = self._fs.open(self.url, "rb", block_size=self.block_size, cache_type="blockcache",
+                               cache_options={"maxblocks": self.cache_blocks})
+        if getattr(handle, "size", None) is None or not handle.seekable():
+            handle.close()
+            raise InputFileError(
+                f"{self.name} gave no file size (no Content-Length), so it cannot be read in ranges; "
+                "download the file and pass its local path instead"
+            )
+        return handle
+
+    # -- retries and errors ------------------------------------------------------------------------------------
+    def _retrying(self, action, where: str):
+        """`action()`, tried again after each delay while it fails for a transient reason; then one error.
 
         Why: one dropped connection in a long read (DANDI's S3, a busy lab server) should not end a `fit`; a server
-        that keeps failing still stops with one error naming the URL.
+        that keeps failing still stops with one line naming the URL.
         """
         delays = tuple(RETRY_DELAYS if self.retry_delays is None else self.retry_delays)
+        last = ""
         for attempt in range(len(delays) + 1):
             try:
-                return self._request(start, stop, expect)
-            except _Transient as problem:
-                last = problem
+                return action()
+            except InputFileError:
+                raise
+            except Exception as error:
+                last = self._transient(error)
             if attempt < len(delays):
                 _pause(delays[attempt])
         raise InputFileError(
-            f"cannot read {self.url} (bytes {start}-{stop - 1}): {last} on all {len(delays) + 1} tries; the server "
-            "or the network keeps failing: try again later, or download the file and pass its local path"
+            f"cannot read {self.name}{where}: {last} on all {len(delays) + 1} tries; the server or the network "
+            "keeps failing: try again later, or download the file and pass its local path"
         )
 
-    def _fetch_size(self) -> int:
-        status, headers, _ = self._fetch(0, 1)
-        self.requests += 1
-        if status != 206:
-            raise InputFileError(
-                f"{self.url} does not answer HTTP range requests (status {status}); "
-                "download the file and pass the local path instead"
-            )
-        content_range = headers.get("Content-Range", "")
-        total = content_range.rpartition("/")[2]
-        if not total.isdigit():
-            raise InputFileError(
-                f"{self.url} gave no file size in its Content-Range header ({content_range!r}); "
-                "download the file and pass the local path instead"
-            )
-        return int(total)
+    def _transient(self, error: Exception) -> str:
+        """What went wrong, when it is worth another try; raise InputFileError when it is not; re-raise bugs."""
+        import asyncio
 
-    def _block(self, index: int) -> bytes:
-        cached = self._blocks.get(index)
-        if cached is not None:
-            self._blocks.move_to_end(index)
-            return cached
-        start = index * self.block_size
-        stop = min(start + self.block_size, self.size)
-        status, _, data = self._fetch(start, stop, expect=stop - start)
-        self.requests += 1
-        self.bytes_fetched += len(data)
-        if status != 206:
+        import aiohttp
+
+        cause = error
+        if isinstance(error, FileNotFoundError) and isinstance(error.__cause__, Exception):
+            cause = error.__cause__  # fsspec's size probe reports every failure as FileNotFoundError
+        if isinstance(cause, aiohttp.ClientResponseError):
+            text = f"HTTP {cause.status} {cause.message}".strip()
+            if cause.status in RETRY_STATUS:
+                return text
+            raise InputFileError(f"cannot read {self.name}: {text}; {_fix_for_status(cause.status)}") from None
+        if isinstance(cause, FileNotFoundError):
+            raise InputFileError(f"cannot read {self.name}: not found; check the URL") from None
+        if isinstance(cause, PermissionError):
             raise InputFileError(
-                f"{self.url} answered a range request with status {status} and {len(data)} bytes "
-                f"instead of {stop - start}; download the file and pass the local path instead"
-            )
-        self._blocks[index] = data
-        if len(self._blocks) > self.cache_blocks:
-            self._blocks.popitem(last=False)
-        return data
+                f"cannot read {self.name}: access denied ({cause}); nwb-ldns reads S3 anonymously, so the bucket "
+                "must be public: download the file with your credentials and pass its local path"
+            ) from None
+        if isinstance(cause, aiohttp.ClientConnectorError) and not self._reached:
+            raise InputFileError(
+                f"cannot reach {self.name}: {cause}; check the URL and the network, or download the file and pass "
+                "its path"
+            ) from None
+        if isinstance(cause, ValueError) and "range requests" in str(cause):
+            raise InputFileError(
+                f"{self.name} does not answer HTTP range requests; download the file and pass the local path instead"
+            ) from None
+        if isinstance(cause, _Transient):
+            return str(cause)
+        if isinstance(cause, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+            return f"the connection failed mid-transfer ({type(cause).__name__})"
+        if self.source.kind == "s3" and type(cause).__module__.split(".")[0] in {"botocore", "aiobotocore", "s3fs"}:
+            return f"S3 failed ({type(cause).__name__}: {(str(cause).splitlines() or [''])[0][:120]})"
+        raise error
 
     # -- io.RawIOBase -----------------------------------------------------------------------------------------
+    def _read_at(self, start: int, length: int) -> bytes:
+        self._file.seek(start)
+        data = self._file.read(length)
+        if len(data) != length:
+            raise _Transient(f"a short answer ({len(data)} of {length} bytes)")
+        return data
+
     def readable(self) -> bool:
         return True
 
@@ -171,16 +198,43 @@ class HTTPRangeFile(io.RawIOBase):
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
         start = self._pos
-        stop = min(start + len(view), self.size)
-        if stop <= start:
+        length = min(len(view), self.size - start)
+        if length <= 0:
             return 0
-        written = 0
-        while start + written < stop:
-            position = start + written
-            index, offset = divmod(position, self.block_size)
-            block = self._block(index)
-            chunk = block[offset : offset + (stop - position)]
-            view[written : written + len(chunk)] = chunk
-            written += len(chunk)
-        self._pos = stop
-        return written
+        with _no_gc():
+            data = self._retrying(lambda: self._read_at(start, length), f" (bytes {start}-{start + length - 1})")
+        view[:length] = data
+        self._pos = start + length
+        return length
+
+    def close(self) -> None:
+        if not self.closed and getattr(self, "_file", None) is not None:
+            self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No garbage collection while a read waits on fsspec's event-loop thread.
+
+    Why: h5py calls `readinto` holding its global lock; if the loop thread ran a collection that frees an h5py
+    object (left from an earlier file), that free would wait for the lock the reading thread holds while the
+    reading thread waits for the loop: a deadlock (seen as a hang after a dropped connection).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _fix_for_status(status: int) -> str:
+    if status in {401, 403}:
+        return (f"the file needs a login or is not public: set {TOKEN_ENV} (a bearer token for your server) or, "
+                f"for DANDI, {DANDI_TOKEN_ENV}")
+    if status == 404:
+        return "check the URL (it must point at an .nwb file)"
+    return "check the URL (it must point at an .nwb file), or download the file and pass its local path"
+
