@@ -17,7 +17,6 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "nwbinspector": "dandi",
     "pynapple": "interop",
     "spikeinterface": "interop",
-    "remfile": "remote",
     "s3fs": "remote",
 }
 
