@@ -184,13 +184,8 @@ def _apply_zarr(path: Path, metadata: FileMetadata) -> None:
 
 
 def _zarr_text_array(group: Any, key: str, items: list[str]) -> Any:
-    """A 1-d array of UTF-8 texts (vlen-utf8, the codec hdmf-zarr uses), on zarr 2 and zarr 3."""
+    """A 1-d array of UTF-8 texts (vlen-utf8, the codec hdmf-zarr 0.13 uses; zarr 2 on every supported Python)."""
     import numcodecs
-    import zarr
 
     data = np.array(items, dtype=object)
-    if int(zarr.__version__.split(".")[0]) >= 3:
-        array = group.create_array(key, shape=data.shape, dtype=str)
-        array[...] = data
-        return array
     return group.create_dataset(key, data=data, dtype=object, object_codec=numcodecs.VLenUTF8())
