@@ -298,7 +298,8 @@ def _check_ranges(flat: Mapping[str, Any]) -> None:
         leaf = key.rsplit(".", 1)[-1]
         limit = MAX_SEED if leaf == "seed" else MAX_WIDTH if leaf in _WIDTH_LEAVES else MAX_INT
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limit:
-            raise OptionError(f"--set {key}={str(value)[:12]}... is far beyond any usable value (at most {limit:,})")
+            shown = str(value) if len(str(value)) <= 15 else f"{str(value)[:12]}..."
+            raise OptionError(f"--set {key}={shown} is far beyond any usable value (at most {limit:,})")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise OptionError(f"--set {key}={value!r} is not allowed; choose one of {', '.join(_CHOICES[key])}")
         if leaf in _POSITIVE_INT and value < 1:

@@ -105,9 +105,14 @@ REFUSED = [
     ("sample-length-1e9", ("sample", "{ws}/model.ldns", "--n", "2", "--length", "1000000000", "--out",
                            "{ws}/s.nwb"), MEMORY),
     ("fit-autoencoder-hidden-200000", ("fit", "{ws}/real.nwb", "--set", "autoencoder.hidden=200000", "--dry-run"),
-     "autoencoder.hidden (now 200000)"),
+     "autoencoder.hidden=200000 is far beyond any usable value"),
     ("fit-diffusion-hidden-200000", ("fit", "{ws}/real.nwb", "--set", "diffusion.hidden=200000", "--dry-run"),
-     "diffusion.hidden (now 200000)"),
+     "diffusion.hidden=200000 is far beyond any usable value"),
+    # below that limit, widths whose parameters cannot fit in memory are refused before allocation
+    ("fit-autoencoder-hidden-60000", ("fit", "{ws}/real.nwb", "--set", "autoencoder.hidden=60000", "--dry-run"),
+     "autoencoder.hidden (now 60000)"),
+    ("fit-diffusion-hidden-60000", ("fit", "{ws}/real.nwb", "--set", "diffusion.hidden=60000", "--dry-run"),
+     "diffusion.hidden (now 60000)"),
     ("evaluate-maxval-1e9", ("evaluate", "{ws}/real.nwb", "{ws}/synth.nwb", "--maxval", "1000000000",
                              "--bootstrap", "0", "--no-memorisation"), "give at most 1000"),
     # learning rates that overflow float32 arithmetic inside the optimiser
