@@ -14,6 +14,12 @@ esac
 if [ -x "$prefix/bin/python$version" ]; then
   exit 0
 fi
+# The headers of the modules the package needs (ssl for pip, sqlite3, lzma, bz2, ctypes, zlib); on this machine
+# they are already there, on a bare Debian they come from apt.
+build_deps="libssl-dev libffi-dev zlib1g-dev libbz2-dev liblzma-dev libsqlite3-dev uuid-dev"
+if command -v apt-get >/dev/null 2>&1 && ! dpkg -s $build_deps >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $build_deps >/dev/null
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 tarball="python${version}_${release}.orig.tar.xz"
