@@ -389,6 +389,19 @@ def subject_json(subject) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
+def _refuse_duplicate_ids(ids: np.ndarray, path: str) -> None:
+    """Unit ids name units in every output (Units ids, source_unit_id, reports); two units under one id would be
+    merged or mislabelled downstream, so they are refused at load rather than at export."""
+    values, counts = np.unique(ids, return_counts=True)
+    repeated = values[counts > 1]
+    if len(repeated):
+        shown = ", ".join(str(int(v)) for v in repeated[:5]) + (" ..." if len(repeated) > 5 else "")
+        raise SessionContentError(
+            f"{path}: {len(repeated)} unit id(s) appear more than once in the Units table ({shown}); every unit needs "
+            "a unique id. Rewrite the table's id column in a copy of the file, or leave the repeated units out "
+            "with --units-filter on another column")
+
+
 class _UnitsSource:
     """Counts from spike times of a Units table, read, checked and binned unit chunk by unit chunk.
 
@@ -405,6 +418,7 @@ class _UnitsSource:
         selected = unit_selection(self.table, unit_filter, self.path, derived)
         self.rows = np.flatnonzero(selected)
         ids = tables.flat_data(self.table.id).astype(np.int64)
+        _refuse_duplicate_ids(ids[self.rows], self.path)
         self.all_ids = ids
         data, index = tables.ragged_lazy(self.table, "spike_times")
         check_numeric_dtype(data, f"{self.path}/spike_times", "spike times in seconds")

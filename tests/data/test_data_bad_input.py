@@ -174,3 +174,21 @@ def test_unsupported_url_schemes():
         load_session("gs://bucket/session.nwb")
     with pytest.raises(InputFileError, match=r"remote Zarr store.*download"):
         load_session("https://example.org/session.nwb.zarr")
+
+
+def test_duplicate_unit_ids_are_refused_at_load(maze_session, tmp_path):
+    """Two units under one id would be merged or mislabelled in every output, so the load refuses them; a filter
+    that leaves one of the pair out loads (the ids of the selected units are what must be unique)."""
+    source, truth = maze_session
+
+    def repeat_heldout_id(f):
+        ids = f["units/id"][()]
+        ids[-1] = ids[-2]  # the two held-out units share an id
+        f["units/id"][...] = ids
+
+    path = reader_fixtures.edited_copy(source, tmp_path / "dup.nwb", repeat_heldout_id)
+    message = assert_rejected(path, SessionContentError, r"1 unit id\(s\) appear more than once.*\(1040\)",
+                              bin_width=0.02)
+    assert "unique id" in message and "--units-filter" in message
+    session = load_session(path, bin_width=0.02, unit_filter="heldout==False")
+    assert list(session["unit"].values) == list(truth["ids"][:-2])
