@@ -45,7 +45,8 @@ RESULT = "compare.json"
 BUDGETS = ("tiny", "default")
 # settings that change a fitted model or its samples: a --resume with other values would mix two runs (a model's
 # --set values are checked per model: a resume may add models with their own settings)
-RUN_KEYS = ("session_sha256", "reading", "budget", "preset", "n", "seed", "sampler", "steps")
+RUN_KEYS = ("session_sha256", "reading", "budget", "preset", "n", "seed", "sampler", "steps", "spike_placement")
+PLAN_DEFAULTS = {"spike_placement": "even"}  # keys added after a plan format was written: their value then
 
 Say = Callable[[str], None]
 
@@ -82,11 +83,11 @@ class Entry:
         raise NotImplementedError
 
     def write_samples(self, fitted: Fitted, n: int, out: Path, *, seed: int, sampler: str, steps: int | None,
-                      progress: bool, inputs: list[Path]) -> None:
+                      progress: bool, inputs: list[Path], spike_placement: str = "even") -> None:
         from nwb_ldns.export import write_synthetic
 
         write_synthetic(fitted.model.sample(n, seed=seed), out, overwrite=out.exists(), inputs=inputs,
-                        progress=progress)
+                        progress=progress, spike_placement=spike_placement)
 
 
 def _weights_time(path: Path | None) -> float | None:
@@ -115,11 +116,11 @@ class LDNSEntry(Entry):
                     overwrite=path.exists() and not resume)
         return Fitted(model, path, finished)
 
-    def write_samples(self, fitted, n, out, *, seed, sampler, steps, progress, inputs) -> None:
+    def write_samples(self, fitted, n, out, *, seed, sampler, steps, progress, inputs, spike_placement="even") -> None:
         from nwb_ldns.sample import sample_to_nwb
 
         sample_to_nwb(fitted.model, n, out, seed=seed, sampler=sampler, steps=steps, progress=progress,
-                      overwrite=out.exists(), inputs=inputs)
+                      overwrite=out.exists(), inputs=inputs, spike_placement=spike_placement)
 
 
 class SimpleBaselineEntry(Entry):
@@ -296,6 +297,7 @@ def _check_plan(work: Path, plan: dict[str, Any]) -> None:
     path = work / PLAN
     if path.is_file():
         saved = json.loads(path.read_text())
+        saved = {**PLAN_DEFAULTS, **saved}
         changed = [key for key in RUN_KEYS if saved.get(key) != plan.get(key)]
         saved_sets, sets = saved.get("sets") or {}, plan["sets"]
         changed += [f"--set {name}.*" for name in plan["models"] if name in saved.get("models", [])
@@ -425,7 +427,7 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
                 reading: Mapping[str, Any] | None = None, budget: str = "default", preset: str | None = None,
                 sets: Mapping[str, Mapping[str, str]] | None = None, n: int | None = None, seed: int = 0,
                 sampler: str = "ddpm", steps: int | None = None, reference_split: str = "test",
-                n_resamples: int = 5, report: bool = True, progress: bool = True,
+                n_resamples: int = 5, report: bool = True, progress: bool = True, spike_placement: str = "even",
                 say: Say = print) -> Comparison:
     """Fit every model on `session` (read from session_path with `reading`), sample, evaluate, write the report.
 
@@ -451,7 +453,7 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
     plan = {"format": FORMAT, "format_version": FORMAT_VERSION, "session": str(session_path.resolve()),
             "session_sha256": sha256_file(session_path), "reading": json_ready(dict(reading or {})),
             "budget": budget, "preset": preset, "sets": sets, "n": n, "seed": int(seed), "sampler": sampler,
-            "steps": steps, "models": list(models)}
+            "steps": steps, "spike_placement": spike_placement, "models": list(models)}
     with lock_directory(work):
         _check_plan(work, plan)
         models_dir, samples_dir = work / "models", work / "samples"
@@ -461,7 +463,8 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
         for i, name in enumerate(models, start=1):
             runs.append(_one_model(MODELS[name], session, models_dir, samples_dir, i, len(models), budget=budget,
                                    preset=preset, overrides=sets.get(name, {}), n=n, seed=seed, sampler=sampler,
-                                   steps=steps, progress=progress, inputs=inputs, say=say))
+                                   steps=steps, progress=progress, inputs=inputs, spike_placement=spike_placement,
+                                   say=say))
         say(f"evaluating {len(runs)} sample sets against the real '{reference_split}' trials "
             f"({n_resamples} bootstrap resamples)")
         generated = [read_samples(Path(run.sample_path)) for run in runs]
@@ -475,7 +478,8 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
             "models": [{**run.__dict__, "sample_path": str(target / Path(run.sample_path).relative_to(work)),
                         "model_path": None if run.model_path is None
                         else str(target / Path(run.model_path).relative_to(work))} for run in runs],
-            "settings": {k: plan[k] for k in ("budget", "preset", "sets", "n", "seed", "sampler", "steps")},
+            "settings": {k: plan[k] for k in ("budget", "preset", "sets", "n", "seed", "sampler", "steps",
+                                              "spike_placement")},
             "table": {"header": header, "rows": rows, "columns": [k for k, _, _ in PAPER_COLUMNS],
                       "scales": [s for _, _, s in PAPER_COLUMNS]},
         }
@@ -494,7 +498,7 @@ def run_compare(session, session_path: str | os.PathLike, models: Sequence[str],
 
 def _one_model(entry: Entry, session, models_dir: Path, samples_dir: Path, i: int, total: int, *, budget: str,
                preset: str | None, overrides: dict[str, str], n: int, seed: int, sampler: str, steps: int | None,
-               progress: bool, inputs: list[Path], say: Say) -> ModelRun:
+               progress: bool, inputs: list[Path], say: Say, spike_placement: str = "even") -> ModelRun:
     """Fit (or reuse) one model, then write (or reuse) its samples; one progress line per step."""
     tag = f"[{i}/{total}] {entry.name}"
     out = samples_dir / f"{entry.name}.nwb"
@@ -520,7 +524,7 @@ def _one_model(entry: Entry, session, models_dir: Path, samples_dir: Path, i: in
     else:
         say(f"{tag}: sampling {n} trials -> {out}")
         entry.write_samples(fitted, n, out, seed=seed, sampler=sampler, steps=steps, progress=progress,
-                            inputs=inputs)
+                            inputs=inputs, spike_placement=spike_placement)
         say(f"{tag}: sampled in {time.monotonic() - started:.0f} s")
     sample_seconds = time.monotonic() - started
     return ModelRun(entry.name, entry.label, None if fitted.path is None else str(fitted.path), str(out),

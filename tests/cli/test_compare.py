@@ -142,6 +142,34 @@ def test_resume_adds_a_model_and_overwrite_replaces_the_comparison(session, tmp_
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
 
 
+def _units_description(path: Path) -> str:
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(path), "r") as io:
+        return io.read().units.description
+
+
+def test_spike_placement_reaches_every_sample_file_and_a_resume_keeps_it(session, tmp_path):
+    out = tmp_path / "uniform"
+    quick = ("--no-report", "--quiet")
+    result = _invoke("compare", session, "--models", "psth,lds", "--set", "lds.n_latents=2", "--out", out, *quick,
+                     "--spike-placement", "uniform", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    for name in ("psth", "lds"):
+        description = _units_description(out / "samples" / f"{name}.nwb")
+        assert "uniformly at random" in description and "seed 3" in description
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["comparison"]["settings"]["spike_placement"] == "uniform"
+    result = _invoke("compare", session, "--models", "psth", "--out", out, "--seed", "3", "--resume", *quick)
+    assert result.exit_code == 2 and "spike_placement" in result.output  # the default `even` would mix two runs
+    plan = out / "compare_plan.json"  # a plan written before the option existed resumes as `even`
+    saved_plan = json.loads(plan.read_text())
+    del saved_plan["spike_placement"]
+    plan.write_text(json.dumps(saved_plan))
+    result = _invoke("compare", session, "--models", "psth", "--out", out, "--seed", "3", "--resume", *quick)
+    assert result.exit_code == 0, result.output
+
+
 def test_a_registered_model_whose_module_is_missing_is_refused_with_the_available_ones(monkeypatch):
     from nwb_ldns import compare
     from nwb_ldns.errors import OptionError

@@ -36,6 +36,8 @@ from nwb_ldns.cli.session_options import load_session_from_options, session_kwar
               "training trials as the LDNS notebook does.")
 @click.option("--bootstrap", "n_resamples", type=click.IntRange(min=1), default=5, show_default=True,
               help="Bootstrap resamples of each sample set (mean ± std over them).")
+@click.option("--spike-placement", type=click.Choice(["even", "uniform"]), default="even", show_default=True,
+              help="Where spikes go inside their bin in every model's sample file (as `sample --spike-placement`).")
 @click.option("--no-report", is_flag=True, help="Write compare.json only, no HTML report.")
 @click.option("--resume", is_flag=True,
               help="Continue the comparison in an existing --out: finished models and sample files are reused.")
@@ -45,7 +47,7 @@ from nwb_ldns.cli.session_options import load_session_from_options, session_kwar
 @session_options
 def compare(session: Path, models_text: str, out: Path, budget: str, preset: str | None, set_items: tuple[str, ...],
             n: int | None, seed: int, sampler: str, steps: int | None, reference_split: str, n_resamples: int,
-            no_report: bool, resume: bool, overwrite: bool, quiet: bool, **session_opts) -> None:
+            spike_placement: str, no_report: bool, resume: bool, overwrite: bool, quiet: bool, **session_opts) -> None:
     """Fit each model on SESSION, sample it into NWB, and score all of them together.
 
     Prints the LDNS paper's monkey table (one row per model plus the real-vs-real floor; KL of the population
@@ -70,7 +72,8 @@ def compare(session: Path, models_text: str, out: Path, budget: str, preset: str
             result = run_compare(data, session, models, out, work_dir=work, replacing=replacing,
                                  reading=session_kwargs(session_opts), budget=budget, preset=preset, sets=sets, n=n,
                                  seed=seed, sampler=sampler, steps=steps, reference_split=reference_split,
-                                 n_resamples=n_resamples, report=not no_report, progress=not quiet, say=say)
+                                 n_resamples=n_resamples, report=not no_report, progress=not quiet,
+                                 spike_placement=spike_placement, say=say)
     except BaseException:
         if created:
             discard_if_empty(work)
