@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 LEVEL_NAMES = tuple(LEVELS)
@@ -51,11 +52,12 @@ def resolve_level(log_level: str | None, verbose: int = 0, quiet: int = 0) -> in
 
 _handler: logging.Handler | None = None
 _level: int | None = None
+_warnings_off: warnings.catch_warnings | None = None  # the -qq filter, undone by reset()
 
 
 def configure(level: int) -> None:
     """Send the `nwb_ldns` logger's records at `level` and above to stderr; above info, no progress display."""
-    global _handler, _level
+    global _handler, _level, _warnings_off
     reset()
     logger = logging.getLogger(LOGGER)
     _handler = _TqdmHandler(level)
@@ -63,6 +65,10 @@ def configure(level: int) -> None:
     logger.addHandler(_handler)
     logger.setLevel(level)
     _level = level
+    if level > logging.WARNING:  # -qq: Python warnings (ours and the libraries') are not printed either
+        _warnings_off = warnings.catch_warnings()
+        _warnings_off.__enter__()
+        warnings.simplefilter("ignore")
     from nwb_ldns import progress
 
     progress.override("off" if level > logging.INFO else None)
@@ -70,7 +76,10 @@ def configure(level: int) -> None:
 
 def reset() -> None:
     """Undo `configure` (the end of a CLI invocation; tests run many in one process)."""
-    global _handler, _level
+    global _handler, _level, _warnings_off
+    if _warnings_off is not None:
+        _warnings_off.__exit__(None, None, None)
+    _warnings_off = None
     logger = logging.getLogger(LOGGER)
     if _handler is not None:
         logger.removeHandler(_handler)
@@ -89,3 +98,17 @@ def configured() -> bool:
 def chatty() -> bool:
     """Whether hints and informational lines should be printed (not under -q); True outside the CLI."""
     return _level is None or _level <= logging.INFO
+
+
+def warnings_shown() -> bool:
+    """Whether warning and note lines should be printed (not under -qq); True outside the CLI."""
+    return _level is None or _level <= logging.WARNING
+
+
+def echo_warning(line: str) -> None:
+    """Print a "warning: ..." or "Note: ..." line to stderr unless -qq silenced warnings (the CLI's own lines that
+    bypass the logger, such as a caught Python warning shown in one line)."""
+    if warnings_shown():
+        import click
+
+        click.echo(line, err=True)

@@ -91,7 +91,7 @@ def _report_bug() -> None:
               "warning (no progress display, no hints) or error.")
 @click.option("-v", "--verbose", count=True, help="One level more than --log-level (-v: debug lines too).")
 @click.option("-q", "--quiet", count=True,
-              help="One level less per -q (-q: no progress bars or lines and no hints; -qq: no logged warnings).")
+              help="One level less per -q (-q: no progress bars or lines and no hints; -qq: no warnings or notes).")
 @click.pass_context
 def cli(ctx: click.Context, log_level: str | None, verbose: int, quiet: int) -> None:
     """Latent diffusion models of neural spiking data (LDNS), NWB in and NWB out.

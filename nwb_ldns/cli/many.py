@@ -50,6 +50,8 @@ def echo_outcomes(outcomes, quiet: bool, table: str) -> None:
         if outcome.traceback:
             click.echo(f"{outcome.session}: unexpected error\n{outcome.traceback}", err=True)
         if quiet:
+            from nwb_ldns import verbosity
+
             for note in outcome.notes:
-                click.echo(f"Note: {outcome.session}: {note}", err=True)
+                verbosity.echo_warning(f"Note: {outcome.session}: {note}")
     click.echo(table)

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import click
 
+from nwb_ldns import verbosity
+
 # click parameter name -> load_session keyword
 SESSION_OPTION_NAMES = {
     "bin_width": "bin_width",
@@ -158,7 +160,7 @@ def _echo_notes(read: Callable[[], Any]):
         ds = read()
     for warning in caught:
         if issubclass(warning.category, UserWarning):
-            click.echo(f"Note: {warning.message}", err=True)
+            verbosity.echo_warning(f"Note: {warning.message}")
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return ds

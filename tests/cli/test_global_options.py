@@ -56,6 +56,31 @@ def test_quiet_turns_the_progress_display_off_until_reset(monkeypatch):
     assert progress.mode() == "lines" and verbosity.chatty()
 
 
+def test_double_quiet_hides_notes_and_python_warnings_but_not_results(tmp_path):
+    import importlib.util
+    import warnings
+
+    fixtures = Path(__file__).parents[1] / "data" / "reader_fixtures.py"
+    spec = importlib.util.spec_from_file_location("maze_fixtures", fixtures)
+    reader_fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reader_fixtures)
+    session = tmp_path / "maze.nwb"
+    reader_fixtures.write_maze_like(session)  # one trial has split 'none': the reader notes that it is dropped
+    runs = {flags: _run(*flags.split(), "inspect", str(session), "--bin-width", "0.02") for flags in ("-q", "-qq")}
+    assert all(run.exit_code == 0 for run in runs.values()), runs["-q"].output
+    assert "Note: dropped 1 trials" in runs["-q"].output
+    assert "Note:" not in runs["-qq"].output and "Units tables" in runs["-qq"].output
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        verbosity.configure(logging.ERROR)
+        try:
+            warnings.warn("hidden under -qq", UserWarning)
+        finally:
+            verbosity.reset()
+        warnings.warn("shown again after the command", UserWarning)
+    assert [str(w.message) for w in seen] == ["shown again after the command"]
+
+
 def test_fit_names_its_model_directory_once_and_quiet_hides_progress(tmp_path):
     session = tmp_path / "s.nwb"
     write_mock_session(session, n_trials=12, n_bins=16, n_units=4)

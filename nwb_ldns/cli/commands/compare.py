@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from nwb_ldns import verbosity
 from nwb_ldns.cli.session_options import load_session_from_options, session_kwargs, session_options
 
 
@@ -68,7 +69,7 @@ def compare(session: Path, models_text: str, out: Path, budget: str, preset: str
         data = load_session_from_options(session, **session_opts)
         with warnings.catch_warnings():  # a sampling range warning: one "warning:" line, as `sample` prints it
             warnings.simplefilter("always", GeneratedRangeWarning)
-            warnings.showwarning = lambda message, *_: say(f"warning: {message}")
+            warnings.showwarning = lambda message, *_: verbosity.echo_warning(f"warning: {message}")  # not at -qq
             result = run_compare(data, session, models, out, work_dir=work, replacing=replacing,
                                  reading=session_kwargs(session_opts), budget=budget, preset=preset, sets=sets, n=n,
                                  seed=seed, sampler=sampler, steps=steps, reference_split=reference_split,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from nwb_ldns import verbosity
+
 
 ALIASES = {"angle": {"angle"}, "trace": {"velocity", "behavior", "behaviour"}}  # COLUMN names any such model takes
 
@@ -157,7 +159,7 @@ def sample(model_dir: Path, n: int, out: Path, seed: int, sampler: str, steps: i
                                 spike_placement=spike_placement)
     for item in caught:
         if issubclass(item.category, GeneratedRangeWarning):
-            click.echo(f"warning: {item.message}", err=True)
+            verbosity.echo_warning(f"warning: {item.message}")
         else:
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
     click.echo(f"wrote {n} synthetic trials x {summary.n_bins} bins x {summary.n_units} units "
