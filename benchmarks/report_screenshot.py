@@ -1,4 +1,5 @@
-"""Make docs/report-verdict.png: the top of a real evaluation report (the verdict row), in headless Chromium.
+"""Make docs/report-verdict.png (the top of a real evaluation report: its verdict row) and docs/report-screenshot.png
+(the whole page, down to --full-height pixels), in headless Chromium.
 
 A small Lorenz session is simulated, fitted with the `tiny` preset, sampled, and evaluated with a PSTH-Poisson
 baseline and `--model` (so the report draws every figure: ground-truth and autoencoder-vs-diffusion latents too);
@@ -6,6 +7,7 @@ the top of index.html is then captured with the same headless Chromium set-up as
 
     XDG_CACHE_HOME=/tmp/xdg .venv/bin/python benchmarks/report_screenshot.py            # -> docs/report-verdict.png
     ... --work /tmp/shot --reuse     # keep the session/model/samples of an earlier run, redo evaluate + capture
+    ... --full-out ''                # the verdict capture only
 
 Needs chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver) and selenium.
 """
@@ -56,8 +58,10 @@ def build_report(work: Path, trials: int, samples: int, reuse: bool) -> Path:
     return work / "report"
 
 
-def capture(page: Path, out: Path, width: int, height: int) -> None:
-    """Screenshot of the top width x height pixels of page (a local file) in headless Chromium."""
+def capture(page: Path, out: Path, width: int, height: int, full_out: Path | None = None,
+            full_height: int = 6000) -> None:
+    """Screenshot of page (a local file) in headless Chromium, down to just below its verdict box; with full_out,
+    also the whole page (at most full_height pixels tall)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -86,23 +90,36 @@ def capture(page: Path, out: Path, width: int, height: int) -> None:
             sys.exit("Chromium did not write the screenshot")
         crop_top(partial, int(bottom) + 16)
         partial.replace(out)
+        if full_out is not None:
+            tall = int(driver.execute_script("return document.documentElement.scrollHeight;"))
+            driver.set_window_size(width, min(tall, full_height) + 200)
+            partial = full_out.with_name(full_out.name + ".partial.png")
+            if not driver.save_screenshot(str(partial)):
+                sys.exit("Chromium did not write the full-page screenshot")
+            crop_top(partial, min(tall, full_height), palette=True)
+            partial.replace(full_out)
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def crop_top(png: Path, height: int) -> None:
-    """Keep the top `height` pixels of png (the page down to just below the verdict box)."""
+def crop_top(png: Path, height: int, palette: bool = False) -> None:
+    """Keep the top `height` pixels of png; palette: 256 colours (a whole page is ~3x smaller in the repository)."""
     from PIL import Image
 
     with Image.open(png) as image:
         cropped = image.crop((0, 0, image.width, min(height, image.height)))
+    if palette:
+        cropped = cropped.convert("RGB").quantize(256)
     cropped.save(png, optimize=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "report-verdict.png")
+    parser.add_argument("--full-out", default=str(ROOT / "docs" / "report-screenshot.png"),
+                        help="whole-page capture ('' for none)")
+    parser.add_argument("--full-height", type=int, default=6000, help="the whole-page capture's height limit")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "nwb-ldns-report-shot")
     parser.add_argument("--trials", type=int, default=400, help="simulated Lorenz trials (70 %% train)")
     parser.add_argument("--samples", type=int, default=200, help="generated trials and baseline trials")
@@ -112,8 +129,9 @@ def main() -> None:
                         "just below the verdict box)")
     args = parser.parse_args()
     report = build_report(args.work.resolve(), args.trials, args.samples, args.reuse)
-    capture(report / "index.html", args.out.resolve(), args.width, args.height)
-    print(f"wrote {args.out} (report: {report / 'index.html'})")
+    full_out = Path(args.full_out).resolve() if args.full_out else None
+    capture(report / "index.html", args.out.resolve(), args.width, args.height, full_out, args.full_height)
+    print(f"wrote {args.out}" + (f" and {full_out}" if full_out else "") + f" (report: {report / 'index.html'})")
 
 
 if __name__ == "__main__":
