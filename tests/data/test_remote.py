@@ -272,6 +272,33 @@ def test_inspect_survives_an_injected_503(mock_url):
     assert url in result.output and "20" in result.output, result.output
 
 
+def test_baseline_and_evaluate_take_a_url(mock_url, mock_counts, tmp_path):
+    """`baseline psth URL` and `evaluate URL ...` read the session in place, and score the same as the local file."""
+    import json
+
+    from click.testing import CliRunner
+
+    from nwb_ldns.cli.main import cli
+
+    state, url = mock_url
+    local = str(mock_counts[0])
+    out = tmp_path / "psth.nwb"
+    result = CliRunner().invoke(cli, ["baseline", "psth", url, "--out", str(out), "--n", "8", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "from" in result.output and state.bytes_served() > 0
+    scores = {}
+    for name, real in (("remote", url), ("local", local)):
+        target = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(cli, ["evaluate", real, str(out), "--bootstrap", "0", "--no-memorisation",
+                                          "--json", str(target)])
+        assert result.exit_code == 0, result.output
+        scores[name] = json.loads(target.read_text())
+    assert scores["remote"]["real"]["path"] == url
+    assert scores["remote"]["generated"] == scores["local"]["generated"]  # every statistic, bit for bit
+    missing = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nope.nwb"), str(out)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
 @pytest.mark.parametrize("how, fragment, good", [
     ("503", "HTTP 503 Service Unavailable", 0),  # from the size probe on
     ("503", "HTTP 503 Service Unavailable", 2),  # after the first block

@@ -30,11 +30,12 @@ def _common(command):
                            help="Output NWB file of generated trials.")(command)
     command = click.option("--n", "n_trials", type=click.IntRange(min=1), default=None,
                            help="Number of trials to generate (default: as many as training trials).")(command)
-    command = click.argument("session", type=click.Path(exists=True, path_type=Path))(command)
+    # a path or URL (http(s), s3://, dandi://): load_session names a missing file
+    command = click.argument("session", metavar="SESSION", type=str)(command)
     return session_options(command)
 
 
-def _run(name: str, session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool,
+def _run(name: str, session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool,
          fit_options: dict, session_opts: dict) -> None:
     from nwb_ldns.baselines import fit_baseline
     from nwb_ldns.export import write_synthetic
@@ -55,7 +56,7 @@ def _run(name: str, session: Path, n_trials: int | None, out: Path, seed: int, o
 @_common
 @click.option("--condition", default="auto", show_default=True,
               help="Trial column whose values get separate PSTHs ('auto': condition if present; 'none': one PSTH).")
-def psth(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, condition: str,
+def psth(session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool, condition: str,
          **session_opts) -> None:
     """Inhomogeneous Poisson spikes from per-condition PSTHs (no shared variability)."""
     _run("psth", session, n_trials, out, seed, overwrite,
@@ -68,7 +69,7 @@ def psth(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: b
               help="Latent dimensions of the linear dynamical system [default: min(8, number of units)].")
 @click.option("--smooth", "smooth_s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Std (seconds) of the Gaussian smoothing applied before fitting [default: one bin width].")
-def lds(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, n_latents: int | None,
+def lds(session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool, n_latents: int | None,
         smooth_s: float | None, **session_opts) -> None:
     """Linear-Gaussian latent dynamics (PCA axes of smoothed sqrt counts, least-squares AR(1)) with Poisson spikes."""
     _run("lds", session, n_trials, out, seed, overwrite, {"n_latents": n_latents, "smooth_s": smooth_s},
@@ -92,7 +93,7 @@ def _neural(command):
     return command
 
 
-def _run_neural(name: str, session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool,
+def _run_neural(name: str, session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool,
                 preset: str | None, set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None,
                 resume: bool, quiet: bool, session_opts: dict, sample_options: dict,
                 fit_options: dict | None = None) -> None:
@@ -132,7 +133,7 @@ def _run_neural(name: str, session: Path, n_trials: int | None, out: Path, seed:
 @click.option("--bins", "n_bins", type=click.IntRange(min=1), default=None,
               help="Generate trials of this many bins (the generator runs any length, e.g. 16x training); default: "
               "each sample copies the length of a random training trial.")
-def lfads(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
+def lfads(session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
           set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None, resume: bool, quiet: bool,
           n_bins: int | None, **session_opts) -> None:
     """LFADS: bidirectional GRU encoder -> initial condition (learned Gaussian prior) -> generator GRU -> factors ->
@@ -153,7 +154,7 @@ def lfads(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: 
 @click.option("--angle", default="training", show_default=True,
               help="Angles of the samples: training (those of random training trials), uniform (linspace 0..2 pi, "
               "as the reference) or one angle in radians.")
-def pivae(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
+def pivae(session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
           set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None, resume: bool, quiet: bool,
           condition: str | None, angle: str, **session_opts) -> None:
     """pi-VAE: label prior p(z|angle), GIN decoder, Poisson; every time bin an i.i.d. sample (as the reference):
@@ -172,7 +173,7 @@ def pivae(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: 
 @click.option("--bins", "n_bins", type=click.IntRange(min=1), default=None,
               help="Generate trials of this many bins; default: each sample copies the length of a random training "
               "trial.")
-def tndm(session: Path, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
+def tndm(session: str, n_trials: int | None, out: Path, seed: int, overwrite: bool, preset: str | None,
          set_items: tuple[str, ...], epochs: int | None, model_dir: Path | None, resume: bool, quiet: bool,
          n_bins: int | None, **session_opts) -> None:
     """TNDM: LFADS-like, with behaviourally relevant and irrelevant factors (each its own initial condition and

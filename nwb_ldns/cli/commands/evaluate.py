@@ -12,7 +12,7 @@ from nwb_ldns.cli.session_options import load_session_from_options, session_opti
 
 
 @click.command("evaluate")
-@click.argument("real", type=click.Path(exists=True, path_type=Path))
+@click.argument("real", metavar="REAL", type=str)  # a path or URL: load_session names a missing file
 @click.argument("synthetic", nargs=-1, required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--baseline", "baseline_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="A generated file that is a baseline (repeatable); evaluated like SYNTH files and named in the "
@@ -36,7 +36,7 @@ from nwb_ldns.cli.session_options import load_session_from_options, session_opti
 @click.option("--no-memorisation", is_flag=True, help="Skip the nearest-training-trial memorisation check.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--report outputs.")
 @session_options
-def evaluate(real: Path, synthetic: tuple[Path, ...], baseline_paths: tuple[Path, ...], report_dir: Path | None,
+def evaluate(real: str, synthetic: tuple[Path, ...], baseline_paths: tuple[Path, ...], report_dir: Path | None,
              model_dir: Path | None, json_path: Path | None,
              n_resamples: int, seed: int, maxval: int | None, reference_split: str, no_memorisation: bool,
              overwrite: bool,
